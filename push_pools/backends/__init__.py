@@ -1,0 +1,73 @@
+"""The pool types push-pools knows, and where each one's backend lives.
+
+Backend modules are imported only when a pool of their type is used, so one platform's function never imports
+another platform's SDK. Default base job templates are JSON files beside this package, readable with no SDK.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from push_pools.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from push_pools.backends.base import Backend, RunContext
+    from push_pools.settings import Settings
+
+
+@dataclass(frozen=True)
+class PoolType:
+    """One kind of infrastructure: its backend module, the extra that installs its SDK, Prefect's name for it."""
+
+    name: str
+    module: str
+    extra: str | None
+    prefect_type: str
+    """The type Prefect gives a push pool of this kind (`ecs:push`), or the plain worker type for `process`."""
+
+
+POOL_TYPES: dict[str, PoolType] = {
+    pool_type.name: pool_type
+    for pool_type in (
+        PoolType("process", "push_pools.backends.process", None, "process"),
+        PoolType("ecs", "push_pools.backends.ecs", "aws", "ecs:push"),
+        PoolType("cloud-run", "push_pools.backends.cloud_run", "gcp", "cloud-run-v2:push"),
+        PoolType("aci", "push_pools.backends.aci", "azure", "azure-container-instance:push"),
+    )
+}
+
+
+class _BackendModule(Protocol):
+    def build_request(self, configuration: dict[str, Any], run: RunContext) -> dict[str, Any]: ...
+
+    def from_settings(self, settings: Settings) -> Backend: ...
+
+
+def pool_type(name: str) -> PoolType:
+    """The pool type called `name` (ours or Prefect's name for it), or a ConfigurationError listing the known ones."""
+    for known in POOL_TYPES.values():
+        if name in (known.name, known.prefect_type):
+            return known
+    raise ConfigurationError(f"unknown pool type {name!r}; known types: {', '.join(POOL_TYPES)}")
+
+
+def default_base_job_template(name: str) -> dict[str, Any]:
+    """A fresh copy of the pool type's default base job template."""
+    text = resources.files("push_pools.templates").joinpath(f"{pool_type(name).name}.json").read_text()
+    return cast(dict[str, Any], json.loads(text))
+
+
+def backend_module(name: str) -> _BackendModule:
+    """The backend module of a pool type, imported now; a clear error when its extra is not installed."""
+    known = pool_type(name)
+    try:
+        return cast(_BackendModule, importlib.import_module(known.module))
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and exc.name.startswith(known.module):
+            raise ConfigurationError(f"pool type {known.name!r} is not available in this build") from exc
+        hint = f"; install push-pools[{known.extra}]" if known.extra else ""
+        raise ConfigurationError(f"pool type {known.name!r} needs {exc.name!r}{hint}") from exc

@@ -1,0 +1,59 @@
+"""The one small protocol every backend implements.
+
+A backend turns a rendered job configuration into cloud API calls. `build_request` is pure: it returns the exact
+request `submit` would send, so it can be previewed and tested row by row. `submit`, `status` and `cancel` do the
+I/O, on an SDK client passed to the backend's constructor.
+
+`submit` must be idempotent on `run.idempotency_key`: a second call for the same key finds the infrastructure
+the first one started (and returns it with `adopted=True`) instead of starting more. `cancel` must treat
+infrastructure that is already gone as success.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Protocol
+
+from push_pools.models import InfrastructureRef, InfrastructureStatus
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a backend may know of the run it submits, beside the rendered configuration."""
+
+    flow_run_id: str
+    flow_run_name: str
+    pool_name: str
+    idempotency_key: str
+    deployment_name: str | None = None
+
+
+class Backend(Protocol):
+    """A cloud (or the local machine) that runs rendered jobs."""
+
+    pool_type: ClassVar[str]
+    """The work pool type this backend serves: `process`, `ecs`, `cloud-run`, `aci`."""
+
+    reports_infrastructure_events: ClassVar[bool]
+    """True when the cloud pushes state changes (ECS task events), so the tick need not poll every run."""
+
+    def build_request(self, configuration: dict[str, Any], run: RunContext) -> dict[str, Any]:
+        """The exact API request `submit` would send. Pure; raises TemplateError on a bad configuration."""
+        ...
+
+    def submit(self, configuration: dict[str, Any], run: RunContext) -> InfrastructureRef:
+        """Start the run's infrastructure, or find the one already started under `run.idempotency_key`."""
+        ...
+
+    def status(self, infrastructure_pid: str) -> InfrastructureStatus:
+        """Where the infrastructure is now."""
+        ...
+
+    def cancel(self, infrastructure_pid: str) -> None:
+        """Stop the infrastructure. Already stopped or gone counts as success."""
+        ...
+
+    def sweep(self, now: datetime) -> int:
+        """Housekeeping the cloud needs (delete finished groups, idle jobs); returns how many were removed."""
+        ...

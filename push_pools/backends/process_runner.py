@@ -1,0 +1,49 @@
+"""Supervisor of one local process run: `python -m push_pools.backends.process_runner RUN_DIR -- ARGV...`.
+
+Runs ARGV, passes SIGTERM/SIGINT on to it, and writes its exit code to RUN_DIR/exit_code (negative: killed by
+that signal) so that a dispatcher other than the one that started it can read how it ended.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from types import FrameType
+
+EXIT_CODE_FILE = "exit_code"
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 3 or argv[1] != "--":
+        print("usage: python -m push_pools.backends.process_runner RUN_DIR -- COMMAND...", file=sys.stderr)
+        return 2
+    run_dir = Path(argv[0])
+    try:
+        child = subprocess.Popen(argv[2:])
+    except OSError as exc:
+        print(f"push-pools: cannot start {argv[2]!r}: {exc.strerror}", file=sys.stderr, flush=True)
+        _record(run_dir, 127)
+        return 127
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    exit_code = child.wait()
+    _record(run_dir, exit_code)
+    return exit_code if exit_code >= 0 else 128 - exit_code
+
+
+def _record(run_dir: Path, exit_code: int) -> None:
+    partial = run_dir / f"{EXIT_CODE_FILE}.tmp"
+    partial.write_text(str(exit_code))
+    os.replace(partial, run_dir / EXIT_CODE_FILE)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,270 @@
+"""The dispatcher: for one run, claim → render → submit → record. Imports no cloud SDK.
+
+Every entry point (webhook, queue message, timer, infrastructure event) ends here. The guarantees users rely on
+live in this module:
+
+- **At most one infrastructure per run.** A run is claimed (SCHEDULED → PENDING, atomically) before anything is
+  submitted, and every submission carries the run's idempotency key, so a crash between submit and record is
+  repaired by resubmitting under the same key, which adopts what the first submission started.
+- **No run is lost.** Transient cloud errors are retried with jittered backoff within a deadline; when that runs
+  out the run is given back (PENDING → SCHEDULED) and the outcome says REQUEUED, so the message is retried.
+  A permanent error marks the run CRASHED with a message a person can act on.
+- **Terminal states are sticky** (enforced by the orchestrator's `set_state`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_before_delay
+from tenacity.wait import wait_base, wait_random_exponential
+
+from push_pools.backends import backend_module, pool_type
+from push_pools.errors import (
+    ConfigurationError,
+    PermanentSubmissionError,
+    TemplateError,
+    TransientSubmissionError,
+)
+from push_pools.jobs import PreparedJob, prepare_job, run_context
+from push_pools.models import (
+    FlowRun,
+    InfrastructureState,
+    InfrastructureStatus,
+    StateType,
+    SubmissionOutcome,
+    SubmissionStatus,
+    WorkPool,
+)
+from push_pools.orchestrators.base import ClaimResult, Orchestrator
+from push_pools.settings import Settings
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
+
+    from push_pools.backends.base import Backend
+
+logger = logging.getLogger("push_pools.dispatcher")
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Backends:
+    """Backends by pool type: the ones given (entry points pass clients built once), others built on first use."""
+
+    def __init__(self, settings: Settings, given: Mapping[str, Backend] | None = None) -> None:
+        self._settings = settings
+        self._backends: dict[str, Backend] = dict(given or {})
+
+    def for_type(self, name: str) -> Backend:
+        canonical = pool_type(name).name
+        if canonical not in self._backends:
+            self._backends[canonical] = backend_module(canonical).from_settings(self._settings)
+        return self._backends[canonical]
+
+    def built(self) -> list[Backend]:
+        return list(self._backends.values())
+
+
+class _WaitRetryAfter(wait_base):
+    """Jittered exponential backoff, but never shorter than the cloud's own Retry-After hint."""
+
+    def __init__(self, cap: float) -> None:
+        self._jitter = wait_random_exponential(multiplier=0.05, max=cap)
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        hint = 0.0
+        if retry_state.outcome is not None and retry_state.outcome.failed:
+            error = retry_state.outcome.exception()
+            if isinstance(error, TransientSubmissionError) and error.retry_after:
+                hint = error.retry_after
+        return max(hint, float(self._jitter(retry_state)))
+
+
+class Dispatcher:
+    """Submits due runs of an orchestrator's pools to their backends, and follows them up."""
+
+    def __init__(
+        self,
+        orchestrator: Orchestrator,
+        backends: Backends,
+        settings: Settings,
+        *,
+        clock: Clock = utc_now,
+        sleep: Callable[[float], None] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.orchestrator = orchestrator
+        self.backends = backends
+        self.settings = settings
+        self.clock = clock
+        self._sleep = sleep
+        self._environ = os.environ if environ is None else environ
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings | None = None, backends: Mapping[str, Backend] | None = None
+    ) -> Dispatcher:
+        """The dispatcher an entry point uses: the configured orchestrator, and backends (given, or built lazily)."""
+        from push_pools.orchestrators import orchestrator_from_settings
+
+        settings = settings or Settings()
+        return cls(orchestrator_from_settings(settings), Backends(settings, backends), settings)
+
+    # ---- one run ------------------------------------------------------------------------------------------
+
+    def submit_run(self, flow_run_id: str) -> SubmissionOutcome:
+        """Submit one run by id if it is due: the webhook's and the queue message's path."""
+        return self.submit(self.orchestrator.get_run(flow_run_id))
+
+    def submit(self, run: FlowRun, pool: WorkPool | None = None) -> SubmissionOutcome:
+        """Claim and submit a run, or say why not. Safe to call any number of times, from anywhere, at once."""
+        now = self.clock()
+        pool = pool or self.orchestrator.get_pool(run.pool_name)
+        if run.state.type is StateType.PENDING and run.infrastructure_pid is None:
+            return self._resume_held(run, pool, now)
+        if run.state.type is not StateType.SCHEDULED:
+            return _outcome(run, SubmissionStatus.SKIPPED, f"run is {run.state.type}, not SCHEDULED")
+        if not run.is_due(now):
+            due_in = (run.expected_start_time - now).total_seconds()
+            return _outcome(run, SubmissionStatus.NOT_DUE, f"due in {due_in:.0f}s", due_in_seconds=due_in)
+        if pool.is_paused:
+            return _outcome(run, SubmissionStatus.DEFERRED, f"pool {pool.name!r} is paused")
+        claim = self.orchestrator.claim_run(run, now, pool.concurrency_limit)
+        if claim is ClaimResult.CLAIMED:
+            return self._submit_claimed(run, pool)
+        if claim is ClaimResult.HELD:
+            return self._resume_held(self.orchestrator.get_run(run.id), pool, now)
+        if claim is ClaimResult.AT_LIMIT:
+            return _outcome(run, SubmissionStatus.DEFERRED, f"pool {pool.name!r} is at its concurrency limit")
+        return _outcome(run, SubmissionStatus.SKIPPED, "another dispatcher has this run")
+
+    def _resume_held(self, run: FlowRun, pool: WorkPool, now: datetime) -> SubmissionOutcome:
+        """A PENDING run with no infrastructure: another dispatcher is submitting it, or died doing so."""
+        age = now - run.state.timestamp
+        if age < self.settings.orphan_timeout:
+            return _outcome(run, SubmissionStatus.SKIPPED, "being submitted by another dispatcher")
+        message = f"no infrastructure recorded {age.total_seconds():.0f}s after claim; resubmitting"
+        if not self.orchestrator.release_run(run, message):
+            return _outcome(run, SubmissionStatus.SKIPPED, "another dispatcher recovered this run")
+        logger.warning("run %s: %s", run.id, message)
+        if self.orchestrator.claim_run(run, now, None) is not ClaimResult.CLAIMED:
+            return _outcome(run, SubmissionStatus.SKIPPED, "another dispatcher recovered this run")
+        return self._submit_claimed(run, pool)
+
+    def _submit_claimed(self, run: FlowRun, pool: WorkPool) -> SubmissionOutcome:
+        warnings: tuple[str, ...] = ()
+        try:
+            job = self.prepare(run, pool)
+            warnings = job.warnings
+            for warning in warnings:
+                logger.warning("run %s: %s", run.id, warning)
+            backend = self.backends.for_type(pool.type)
+            ref = self._retrying()(backend.submit, job.configuration, run_context(run))
+        except TransientSubmissionError as exc:
+            message = f"submission kept failing ({exc}); the run is scheduled again to be retried"
+            self.orchestrator.release_run(run, message)
+            return _outcome(run, SubmissionStatus.REQUEUED, message)
+        except (TemplateError, ConfigurationError, PermanentSubmissionError) as exc:
+            message = f"Submission to {pool.type} pool {pool.name!r} failed: {exc}"
+            self.orchestrator.set_state(run, StateType.CRASHED, message, only_from={StateType.PENDING})
+            return _outcome(run, SubmissionStatus.CRASHED, message, warnings=warnings)
+        pid = ref.infrastructure_pid
+        note = "adopted infrastructure already started for this run" if ref.adopted else None
+        if not self.orchestrator.record_submission(run, pid, note):
+            logger.warning("run %s left PENDING while being submitted; stopping %s", run.id, pid)
+            backend.cancel(pid)
+            return _outcome(run, SubmissionStatus.CANCELLED, "cancelled while being submitted", pid=pid)
+        return _outcome(run, SubmissionStatus.SUBMITTED, note, pid=pid, warnings=warnings)
+
+    def prepare(self, run: FlowRun, pool: WorkPool) -> PreparedJob:
+        """The run's rendered job configuration: what `submit` hands to the backend."""
+        deployment = self.orchestrator.get_deployment(run.deployment_id) if run.deployment_id else None
+        environment = self.orchestrator.run_environment(run)
+        return prepare_job(pool, deployment, run, environment, environ=self._environ)
+
+    def preview(self, run: FlowRun, pool: WorkPool) -> dict[str, Any]:
+        """The exact request the backend would send for this run. Touches nothing."""
+        job = self.prepare(run, pool)
+        return backend_module(pool.type).build_request(job.configuration, run_context(run))
+
+    def _retrying(self) -> Retrying:
+        settings = self.settings
+        extra: dict[str, Any] = {"sleep": self._sleep} if self._sleep else {}
+        return Retrying(
+            retry=retry_if_exception_type(TransientSubmissionError),
+            stop=stop_after_attempt(settings.submit_attempts) | stop_before_delay(settings.submit_deadline_seconds),
+            wait=_WaitRetryAfter(settings.submit_backoff_max_seconds),
+            reraise=True,
+            **extra,
+        )
+
+    # ---- cancellation and infrastructure reports ----------------------------------------------------------
+
+    def cancel_run(self, flow_run_id: str) -> SubmissionOutcome:
+        """Stop a CANCELLING run's infrastructure and mark it CANCELLED. Idempotent."""
+        return self.cancel(self.orchestrator.get_run(flow_run_id))
+
+    def cancel(self, run: FlowRun) -> SubmissionOutcome:
+        if run.state.type is not StateType.CANCELLING:
+            return _outcome(run, SubmissionStatus.SKIPPED, f"run is {run.state.type}, not CANCELLING")
+        if run.infrastructure_pid is not None:
+            pool = self.orchestrator.get_pool(run.pool_name)
+            self.backends.for_type(pool.type).cancel(run.infrastructure_pid)
+        self.orchestrator.set_state(
+            run, StateType.CANCELLED, "Cancelled by push-pools", only_from={StateType.CANCELLING}
+        )
+        return _outcome(run, SubmissionStatus.CANCELLED, pid=run.infrastructure_pid)
+
+    def report_infrastructure(self, run: FlowRun, status: InfrastructureStatus) -> bool:
+        """Apply what the infrastructure says to the run. True if the run's state changed."""
+        live = {StateType.PENDING, StateType.RUNNING}
+        own_states = not self.orchestrator.reports_flow_states
+        match status.state:
+            case InfrastructureState.RUNNING if own_states:
+                return self.orchestrator.set_state(run, StateType.RUNNING, only_from={StateType.PENDING})
+            case InfrastructureState.SUCCEEDED if own_states:
+                return self.orchestrator.set_state(run, StateType.COMPLETED, _exit_message(status), only_from=live)
+            case InfrastructureState.FAILED | InfrastructureState.GONE:
+                if run.state.type is StateType.CANCELLING:
+                    return self.orchestrator.set_state(run, StateType.CANCELLED, _exit_message(status))
+                return self.orchestrator.set_state(run, StateType.CRASHED, _exit_message(status), only_from=live)
+            case InfrastructureState.CANCELLED:
+                return self.orchestrator.set_state(
+                    run, StateType.CANCELLED, _exit_message(status), only_from=live | {StateType.CANCELLING}
+                )
+        return False
+
+
+def _exit_message(status: InfrastructureStatus) -> str:
+    if status.exit_code is None:
+        return status.message or f"Infrastructure {status.state.lower()}"
+    message = f"Infrastructure exited with code {status.exit_code}"
+    return f"{message}: {status.message}" if status.message else message
+
+
+def _outcome(
+    run: FlowRun,
+    status: SubmissionStatus,
+    message: str | None = None,
+    *,
+    pid: str | None = None,
+    due_in_seconds: float | None = None,
+    warnings: tuple[str, ...] = (),
+) -> SubmissionOutcome:
+    return SubmissionOutcome(
+        flow_run_id=run.id,
+        status=status,
+        infrastructure_pid=pid,
+        message=message,
+        due_in_seconds=due_in_seconds,
+        warnings=warnings,
+    )

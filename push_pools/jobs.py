@@ -1,0 +1,70 @@
+"""From a pool, a deployment and a run to the job configuration a backend submits. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from push_pools.backends.base import RunContext
+from push_pools.models import Deployment, FlowRun, WorkPool
+from push_pools.orchestrators.base import RunEnvironment
+from push_pools.templating import (
+    merge_job_variables,
+    render_job_configuration,
+    schema_defaults,
+    unused_job_variables,
+    validate_job_variables,
+)
+
+
+@dataclass(frozen=True)
+class PreparedJob:
+    """A rendered job configuration, ready for a backend, and what the template did not use."""
+
+    configuration: dict[str, Any]
+    warnings: tuple[str, ...] = ()
+
+
+def prepare_job(
+    pool: WorkPool,
+    deployment: Deployment | None,
+    run: FlowRun,
+    environment: RunEnvironment,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> PreparedJob:
+    """Merge, validate and render the run's job variables, then add what its orchestrator gives every job.
+
+    Precedence: the template's defaults < the deployment (its image, command, job variables) < the run.
+    The orchestrator's env and labels come first and the job's own win over them, as in Prefect.
+    """
+    template = pool.base_job_template
+    explicit = merge_job_variables(deployment.template_values() if deployment else None, run.job_variables)
+    values = merge_job_variables(schema_defaults(template), explicit)
+    validate_job_variables(template, values)
+    configuration = render_job_configuration(template, values, environ=environ)
+    configuration["env"] = environment.env | _mapping(configuration.get("env"))
+    configuration["labels"] = environment.labels | _mapping(configuration.get("labels"))
+    configuration["name"] = configuration.get("name") or run.name
+    if not configuration.get("command") and environment.command:
+        configuration["command"] = environment.command
+    warnings = tuple(
+        f"job variable {name!r} is not used by any placeholder of pool {pool.name!r}'s base job template"
+        for name in unused_job_variables(template, explicit)
+    )
+    return PreparedJob(configuration=configuration, warnings=warnings)
+
+
+def run_context(run: FlowRun) -> RunContext:
+    return RunContext(
+        flow_run_id=run.id,
+        flow_run_name=run.name,
+        pool_name=run.pool_name,
+        idempotency_key=run.idempotency_key,
+        deployment_name=run.deployment_name,
+    )
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, Mapping) else {}

@@ -1,0 +1,143 @@
+"""What the dispatcher needs from the place where pools, deployments and runs live.
+
+Two orchestrators implement it: the embedded SQLite store (`local`) and Prefect's REST API (`prefect`). The
+dispatcher only ever calls this protocol, so it cannot tell them apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol
+
+from push_pools.models import Deployment, FlowRun, StateType, WorkPool
+
+if TYPE_CHECKING:
+    from typing import Any
+
+
+class ClaimResult(StrEnum):
+    """The answer to "may I submit this run?"."""
+
+    CLAIMED = "claimed"
+    """We moved it SCHEDULED → PENDING just now: submit it."""
+    HELD = "held"
+    """It is PENDING from an earlier claim of ours with no infrastructure recorded yet (in flight, or orphaned)."""
+    AT_LIMIT = "at-limit"
+    """The pool is at its concurrency limit; it stays SCHEDULED."""
+    REFUSED = "refused"
+    """Another dispatcher has it, or its state does not allow submission."""
+
+
+@dataclass(frozen=True)
+class RunEnvironment:
+    """What the orchestrator adds to every job: env for the container, labels, and the default command."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    command: str | None = None
+
+
+class Orchestrator(Protocol):
+    """Reads pools and runs, claims runs and records what happened to them."""
+
+    reports_flow_states: bool
+    """True when the flow itself reports RUNNING/COMPLETED/FAILED (Prefect). When False the dispatcher's tick
+    derives them from the infrastructure (exit 0 → COMPLETED, non-zero → CRASHED)."""
+
+    def list_pools(self) -> list[WorkPool]: ...
+
+    def get_pool(self, name: str) -> WorkPool: ...
+
+    def get_deployment(self, deployment_id: str) -> Deployment: ...
+
+    def get_run(self, flow_run_id: str) -> FlowRun: ...
+
+    def scheduled_runs(self, pool_name: str, before: datetime, limit: int) -> list[FlowRun]:
+        """SCHEDULED runs of the pool expected to start no later than `before`, oldest first."""
+        ...
+
+    def runs_in_state(self, pool_name: str, state: StateType, limit: int) -> list[FlowRun]:
+        """Runs of the pool in one state (PENDING, RUNNING, CANCELLING), oldest first."""
+        ...
+
+    def claim_run(self, run: FlowRun, now: datetime, concurrency_limit: int | None) -> ClaimResult:
+        """Move a due SCHEDULED run to PENDING, atomically, unless someone else did or the pool is full."""
+        ...
+
+    def release_run(self, run: FlowRun, message: str) -> bool:
+        """Give a PENDING run with no infrastructure back to SCHEDULED (keeping its attempt) so it is retried."""
+        ...
+
+    def record_submission(self, run: FlowRun, infrastructure_pid: str, message: str | None) -> bool:
+        """Store the infrastructure id of a PENDING (or CANCELLING) run.
+
+        False when the run has left those states meanwhile (cancelled while it was being submitted): the caller
+        then stops the infrastructure it just started.
+        """
+        ...
+
+    def set_state(
+        self,
+        run: FlowRun,
+        state: StateType,
+        message: str | None = None,
+        *,
+        only_from: Collection[StateType] | None = None,
+    ) -> bool:
+        """Move a run to a state; True if it moved.
+
+        Never out of a terminal state (they are sticky), and, given `only_from`, only out of one of those states,
+        so that a decision taken on a stale reading (RUNNING, while someone asked to cancel) is refused.
+        """
+        ...
+
+    def record_tick(self, pool_name: str, now: datetime) -> None:
+        """Remember that the executor served this pool now (a worker heartbeat, in Prefect's words)."""
+        ...
+
+    def run_environment(self, run: FlowRun) -> RunEnvironment:
+        """Env, labels and default command the run's job gets from its orchestrator."""
+        ...
+
+
+class Catalog(Orchestrator, Protocol):
+    """What the CLI manages: pools, deployments and runs. An orchestrator that cannot do one of these (Prefect's
+    deployments are made with `prefect deploy`) raises ConfigurationError saying what to use instead."""
+
+    def save_pool(self, pool: WorkPool, *, overwrite: bool = False) -> WorkPool:
+        """Create a pool, or replace it when `overwrite`; AlreadyExistsError otherwise."""
+        ...
+
+    def delete_pool(self, name: str) -> None: ...
+
+    def save_deployment(self, deployment: Deployment) -> Deployment:
+        """Create a deployment, or update the one with the same name."""
+        ...
+
+    def get_deployment_by_name(self, name: str) -> Deployment: ...
+
+    def list_deployments(self, pool_name: str | None = None) -> list[Deployment]: ...
+
+    def delete_deployment(self, name: str) -> None: ...
+
+    def create_run(
+        self,
+        deployment: Deployment,
+        expected_start_time: datetime,
+        *,
+        job_variables: dict[str, Any] | None = None,
+        now: datetime,
+    ) -> FlowRun: ...
+
+    def list_runs(
+        self, *, pool_name: str | None = None, state: StateType | None = None, limit: int = 100
+    ) -> list[FlowRun]:
+        """Runs, newest expected start first."""
+        ...
+
+    def request_cancellation(self, flow_run_id: str) -> FlowRun:
+        """Cancel a run: SCHEDULED → CANCELLED at once; PENDING or RUNNING → CANCELLING, for the tick to stop."""
+        ...

@@ -1,0 +1,480 @@
+"""The embedded store: pools, deployments and flow runs in one SQLite file under `PUSH_POOL_HOME`.
+
+Safe across threads and processes: every write is one short `BEGIN IMMEDIATE` transaction (SQLite serialises
+writers, WAL lets readers go on), and claiming a run is a single conditional UPDATE, so of any number of
+dispatchers exactly one moves a run from SCHEDULED to PENDING.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from push_pools.errors import AlreadyExistsError, NotFoundError, OrchestratorError
+from push_pools.models import (
+    ACTIVE_STATES,
+    TERMINAL_STATES,
+    Deployment,
+    FlowRun,
+    State,
+    StateType,
+    WorkPool,
+)
+from push_pools.orchestrators.base import ClaimResult, RunEnvironment
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS work_pools (
+    name TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    base_job_template TEXT NOT NULL,
+    description TEXT,
+    is_paused INTEGER NOT NULL DEFAULT 0,
+    concurrency_limit INTEGER,
+    last_tick_at REAL
+);
+CREATE TABLE IF NOT EXISTS deployments (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    pool_name TEXT NOT NULL REFERENCES work_pools(name),
+    flow_name TEXT,
+    image TEXT,
+    command TEXT,
+    parameters TEXT NOT NULL,
+    job_variables TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS flow_runs (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    pool_name TEXT NOT NULL,
+    deployment_id TEXT REFERENCES deployments(id) ON DELETE SET NULL,
+    deployment_name TEXT,
+    flow_name TEXT,
+    state_type TEXT NOT NULL,
+    state_name TEXT NOT NULL,
+    state_message TEXT,
+    state_timestamp REAL NOT NULL,
+    expected_start_time REAL NOT NULL,
+    parameters TEXT NOT NULL,
+    job_variables TEXT NOT NULL,
+    infrastructure_pid TEXT,
+    attempt INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS flow_runs_by_pool_state
+    ON flow_runs (pool_name, state_type, expected_start_time);
+CREATE TABLE IF NOT EXISTS flow_run_states (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    flow_run_id TEXT NOT NULL REFERENCES flow_runs(id) ON DELETE CASCADE,
+    type TEXT NOT NULL,
+    name TEXT NOT NULL,
+    message TEXT,
+    timestamp REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS flow_run_states_by_run ON flow_run_states (flow_run_id, id);
+"""
+
+STATE_NAMES = {
+    StateType.SCHEDULED: "Scheduled",
+    StateType.PENDING: "Pending",
+    StateType.RUNNING: "Running",
+    StateType.COMPLETED: "Completed",
+    StateType.FAILED: "Failed",
+    StateType.CRASHED: "Crashed",
+    StateType.CANCELLING: "Cancelling",
+    StateType.CANCELLED: "Cancelled",
+}
+_ACTIVE_SQL = "(" + ", ".join(f"'{state}'" for state in sorted(ACTIVE_STATES)) + ")"
+
+
+class LocalStore:
+    """The embedded orchestrator. One instance per process; connections are per thread."""
+
+    reports_flow_states = False
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._migrate()
+
+    # ---- connection handling -------------------------------------------------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        db = self._db()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise OrchestratorError(f"the store at {self.path} is busy or unreadable: {exc}") from exc
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._write() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise OrchestratorError(f"{self.path} was written by a newer push-pools (schema {version})")
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    # ---- work pools ------------------------------------------------------------------------------------------
+
+    def list_pools(self) -> list[WorkPool]:
+        rows = self._db().execute("SELECT * FROM work_pools ORDER BY name").fetchall()
+        return [_pool(row) for row in rows]
+
+    def get_pool(self, name: str) -> WorkPool:
+        row = self._db().execute("SELECT * FROM work_pools WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no work pool named {name!r}")
+        return _pool(row)
+
+    def save_pool(self, pool: WorkPool, *, overwrite: bool = False) -> WorkPool:
+        """Create a pool, or replace it when `overwrite` (keeping its last tick)."""
+        verb = "INSERT OR REPLACE" if overwrite else "INSERT"
+        with self._write() as db:
+            last_tick = db.execute("SELECT last_tick_at FROM work_pools WHERE name = ?", (pool.name,)).fetchone()
+            try:
+                db.execute(
+                    f"{verb} INTO work_pools (name, type, base_job_template, description, is_paused, "
+                    "concurrency_limit, last_tick_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        pool.name,
+                        pool.type,
+                        json.dumps(pool.base_job_template),
+                        pool.description,
+                        int(pool.is_paused),
+                        pool.concurrency_limit,
+                        last_tick[0] if last_tick else None,
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise AlreadyExistsError(f"work pool {pool.name!r} already exists (use --overwrite)") from exc
+        return self.get_pool(pool.name)
+
+    def delete_pool(self, name: str) -> None:
+        """Delete a pool that has no deployments and no unfinished runs."""
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM work_pools WHERE name = ?", (name,)).fetchone() is None:
+                raise NotFoundError(f"no work pool named {name!r}")
+            deployments = [r[0] for r in db.execute("SELECT name FROM deployments WHERE pool_name = ?", (name,))]
+            if deployments:
+                raise OrchestratorError(
+                    f"work pool {name!r} still has deployments ({', '.join(deployments)}); delete them first"
+                )
+            db.execute("DELETE FROM work_pools WHERE name = ?", (name,))
+
+    def record_tick(self, pool_name: str, now: datetime) -> None:
+        with self._write() as db:
+            db.execute("UPDATE work_pools SET last_tick_at = ? WHERE name = ?", (now.timestamp(), pool_name))
+
+    # ---- deployments ----------------------------------------------------------------------------------------
+
+    def save_deployment(self, deployment: Deployment) -> Deployment:
+        """Create a deployment, or update the one with the same name (keeping its id)."""
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM work_pools WHERE name = ?", (deployment.pool_name,)).fetchone() is None:
+                raise NotFoundError(f"no work pool named {deployment.pool_name!r}")
+            existing = db.execute("SELECT id FROM deployments WHERE name = ?", (deployment.name,)).fetchone()
+            deployment_id = existing[0] if existing else deployment.id
+            db.execute(
+                "INSERT OR REPLACE INTO deployments (id, name, pool_name, flow_name, image, command, parameters, "
+                "job_variables) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    deployment_id,
+                    deployment.name,
+                    deployment.pool_name,
+                    deployment.flow_name,
+                    deployment.image,
+                    deployment.command,
+                    json.dumps(deployment.parameters),
+                    json.dumps(deployment.job_variables),
+                ),
+            )
+        return self.get_deployment(deployment_id)
+
+    def get_deployment(self, deployment_id: str) -> Deployment:
+        row = self._db().execute("SELECT * FROM deployments WHERE id = ?", (deployment_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no deployment with id {deployment_id!r}")
+        return _deployment(row)
+
+    def get_deployment_by_name(self, name: str) -> Deployment:
+        row = self._db().execute("SELECT * FROM deployments WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no deployment named {name!r}")
+        return _deployment(row)
+
+    def list_deployments(self, pool_name: str | None = None) -> list[Deployment]:
+        rows = self._db().execute(
+            "SELECT * FROM deployments WHERE ? IS NULL OR pool_name = ? ORDER BY name", (pool_name, pool_name)
+        )
+        return [_deployment(row) for row in rows]
+
+    def delete_deployment(self, name: str) -> None:
+        with self._write() as db:
+            if db.execute("DELETE FROM deployments WHERE name = ?", (name,)).rowcount == 0:
+                raise NotFoundError(f"no deployment named {name!r}")
+
+    # ---- flow runs ------------------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        deployment: Deployment,
+        expected_start_time: datetime,
+        *,
+        job_variables: dict[str, Any] | None = None,
+        now: datetime,
+    ) -> FlowRun:
+        run_id = str(uuid.uuid4())
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO flow_runs (id, name, pool_name, deployment_id, deployment_name, flow_name, state_type, "
+                "state_name, state_timestamp, expected_start_time, parameters, job_variables) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'SCHEDULED', 'Scheduled', ?, ?, ?, ?)",
+                (
+                    run_id,
+                    f"{deployment.name}-{run_id[:8]}",
+                    deployment.pool_name,
+                    deployment.id,
+                    deployment.name,
+                    deployment.flow_name,
+                    now.timestamp(),
+                    expected_start_time.timestamp(),
+                    json.dumps(deployment.parameters),
+                    json.dumps(job_variables or {}),
+                ),
+            )
+            _add_history(db, run_id, StateType.SCHEDULED, None, now)
+        return self.get_run(run_id)
+
+    def get_run(self, flow_run_id: str) -> FlowRun:
+        db = self._db()
+        row = db.execute("SELECT * FROM flow_runs WHERE id = ?", (flow_run_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no flow run with id {flow_run_id!r}")
+        history = db.execute(
+            "SELECT * FROM flow_run_states WHERE flow_run_id = ? ORDER BY id", (flow_run_id,)
+        ).fetchall()
+        return _run(row, history)
+
+    def list_runs(
+        self, *, pool_name: str | None = None, state: StateType | None = None, limit: int = 100
+    ) -> list[FlowRun]:
+        rows = self._db().execute(
+            "SELECT * FROM flow_runs WHERE (? IS NULL OR pool_name = ?) AND (? IS NULL OR state_type = ?) "
+            "ORDER BY expected_start_time DESC LIMIT ?",
+            (pool_name, pool_name, state, state, limit),
+        )
+        return [_run(row) for row in rows]
+
+    def scheduled_runs(self, pool_name: str, before: datetime, limit: int) -> list[FlowRun]:
+        rows = self._db().execute(
+            "SELECT * FROM flow_runs WHERE pool_name = ? AND state_type = 'SCHEDULED' "
+            "AND expected_start_time <= ? ORDER BY expected_start_time LIMIT ?",
+            (pool_name, before.timestamp(), limit),
+        )
+        return [_run(row) for row in rows]
+
+    def runs_in_state(self, pool_name: str, state: StateType, limit: int) -> list[FlowRun]:
+        rows = self._db().execute(
+            "SELECT * FROM flow_runs WHERE pool_name = ? AND state_type = ? ORDER BY state_timestamp LIMIT ?",
+            (pool_name, state, limit),
+        )
+        return [_run(row) for row in rows]
+
+    def claim_run(self, run: FlowRun, now: datetime, concurrency_limit: int | None) -> ClaimResult:
+        with self._write() as db:
+            claimed = db.execute(
+                "UPDATE flow_runs SET state_type = 'PENDING', state_name = 'Pending', state_message = NULL, "
+                "state_timestamp = :now WHERE id = :id AND state_type = 'SCHEDULED' "
+                "AND expected_start_time <= :now AND (:limit IS NULL OR (SELECT COUNT(*) FROM flow_runs "
+                f"WHERE pool_name = :pool AND state_type IN {_ACTIVE_SQL}) < :limit)",
+                {"now": now.timestamp(), "id": run.id, "limit": concurrency_limit, "pool": run.pool_name},
+            ).rowcount
+            if claimed:
+                _add_history(db, run.id, StateType.PENDING, None, now)
+                return ClaimResult.CLAIMED
+            row = db.execute(
+                "SELECT state_type, infrastructure_pid, expected_start_time FROM flow_runs WHERE id = ?",
+                (run.id,),
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no flow run with id {run.id!r}")
+        if row["state_type"] == StateType.PENDING and row["infrastructure_pid"] is None:
+            return ClaimResult.HELD
+        if row["state_type"] == StateType.SCHEDULED and row["expected_start_time"] <= now.timestamp():
+            return ClaimResult.AT_LIMIT
+        return ClaimResult.REFUSED
+
+    def release_run(self, run: FlowRun, message: str) -> bool:
+        now = datetime.now(UTC)
+        with self._write() as db:
+            released = db.execute(
+                "UPDATE flow_runs SET state_type = 'SCHEDULED', state_name = 'Scheduled', state_message = ?, "
+                "state_timestamp = ? WHERE id = ? AND state_type = 'PENDING' AND infrastructure_pid IS NULL",
+                (message, now.timestamp(), run.id),
+            ).rowcount
+            if released:
+                _add_history(db, run.id, StateType.SCHEDULED, message, now)
+        return bool(released)
+
+    def record_submission(self, run: FlowRun, infrastructure_pid: str, message: str | None) -> bool:
+        with self._write() as db:
+            recorded = db.execute(
+                "UPDATE flow_runs SET infrastructure_pid = ?, state_message = COALESCE(?, state_message) "
+                "WHERE id = ? AND state_type IN ('PENDING', 'CANCELLING')",
+                (infrastructure_pid, message, run.id),
+            ).rowcount
+        return bool(recorded)
+
+    def set_state(
+        self,
+        run: FlowRun,
+        state: StateType,
+        message: str | None = None,
+        *,
+        only_from: Collection[StateType] | None = None,
+    ) -> bool:
+        allowed: Sequence[str] = (
+            [str(s) for s in only_from if s not in TERMINAL_STATES]
+            if only_from is not None
+            else [str(s) for s in StateType if s not in TERMINAL_STATES]
+        )
+        if not allowed:
+            return False
+        now = datetime.now(UTC)
+        marks = ", ".join("?" for _ in allowed)
+        with self._write() as db:
+            moved = db.execute(
+                "UPDATE flow_runs SET state_type = ?, state_name = ?, state_message = ?, state_timestamp = ? "
+                f"WHERE id = ? AND state_type IN ({marks})",
+                (state, STATE_NAMES[state], message, now.timestamp(), run.id, *allowed),
+            ).rowcount
+            if moved:
+                _add_history(db, run.id, state, message, now)
+        return bool(moved)
+
+    def request_cancellation(self, flow_run_id: str) -> FlowRun:
+        run = self.get_run(flow_run_id)
+        if run.state.type.is_terminal:
+            raise OrchestratorError(f"flow run {flow_run_id} is already {run.state.type}")
+        if not self.set_state(run, StateType.CANCELLED, "Cancelled before it started", only_from={StateType.SCHEDULED}):
+            self.set_state(
+                run,
+                StateType.CANCELLING,
+                "Cancellation requested",
+                only_from={StateType.PENDING, StateType.RUNNING},
+            )
+        return self.get_run(flow_run_id)
+
+    def run_environment(self, run: FlowRun) -> RunEnvironment:
+        env = {
+            "PUSH_POOL_FLOW_RUN_ID": run.id,
+            "PUSH_POOL_FLOW_RUN_NAME": run.name,
+            "PUSH_POOL_POOL_NAME": run.pool_name,
+            "PUSH_POOL_ATTEMPT": str(run.attempt),
+            "PUSH_POOL_PARAMETERS": json.dumps(run.parameters),
+        }
+        labels = {"push-pools.io/flow-run-id": run.id, "push-pools.io/pool-name": run.pool_name}
+        if run.deployment_name:
+            env["PUSH_POOL_DEPLOYMENT_NAME"] = run.deployment_name
+            labels["push-pools.io/deployment-name"] = run.deployment_name
+        return RunEnvironment(env=env, labels=labels)
+
+
+def _time(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _add_history(db: sqlite3.Connection, run_id: str, state: StateType, message: str | None, at: datetime) -> None:
+    db.execute(
+        "INSERT INTO flow_run_states (flow_run_id, type, name, message, timestamp) VALUES (?, ?, ?, ?, ?)",
+        (run_id, state, STATE_NAMES[state], message, at.timestamp()),
+    )
+
+
+def _pool(row: sqlite3.Row) -> WorkPool:
+    return WorkPool(
+        name=row["name"],
+        type=row["type"],
+        base_job_template=json.loads(row["base_job_template"]),
+        description=row["description"],
+        is_paused=bool(row["is_paused"]),
+        concurrency_limit=row["concurrency_limit"],
+        last_tick_at=_time(row["last_tick_at"]),
+    )
+
+
+def _deployment(row: sqlite3.Row) -> Deployment:
+    return Deployment(
+        id=row["id"],
+        name=row["name"],
+        pool_name=row["pool_name"],
+        flow_name=row["flow_name"],
+        image=row["image"],
+        command=row["command"],
+        parameters=json.loads(row["parameters"]),
+        job_variables=json.loads(row["job_variables"]),
+    )
+
+
+def _run(row: sqlite3.Row, history: Sequence[sqlite3.Row] = ()) -> FlowRun:
+    return FlowRun(
+        id=row["id"],
+        name=row["name"],
+        pool_name=row["pool_name"],
+        deployment_id=row["deployment_id"],
+        deployment_name=row["deployment_name"],
+        flow_name=row["flow_name"],
+        state=State(
+            type=row["state_type"],
+            name=row["state_name"],
+            message=row["state_message"],
+            timestamp=datetime.fromtimestamp(row["state_timestamp"], UTC),
+        ),
+        expected_start_time=datetime.fromtimestamp(row["expected_start_time"], UTC),
+        parameters=json.loads(row["parameters"]),
+        job_variables=json.loads(row["job_variables"]),
+        infrastructure_pid=row["infrastructure_pid"],
+        attempt=row["attempt"],
+        state_history=[
+            State(
+                type=h["type"],
+                name=h["name"],
+                message=h["message"],
+                timestamp=datetime.fromtimestamp(h["timestamp"], UTC),
+            )
+            for h in history
+        ],
+    )

@@ -1,0 +1,79 @@
+"""Settings, read from `PUSH_POOL_*` environment variables: explicit argument > environment > default."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything push-pools reads from its environment, in one place."""
+
+    model_config = SettingsConfigDict(env_prefix="PUSH_POOL_", extra="ignore")
+
+    home: Path = Field(
+        default=Path("~/.push-pools").expanduser(),
+        description="Directory of the embedded store (store.db) and of local process runs' logs.",
+    )
+    orchestrator: Literal["local", "prefect"] = Field(
+        default="local",
+        description="Where pools, deployments and runs live: the embedded SQLite store or a Prefect API.",
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Shared secret for webhook requests: sent as a bearer token or used for HMAC signatures.",
+    )
+    webhook_max_body_bytes: int = Field(
+        default=64 * 1024, gt=0, description="Webhook request bodies larger than this are refused (HTTP 413)."
+    )
+    webhook_replay_window_seconds: int = Field(
+        default=300, gt=0, description="Signed webhook requests older or newer than this are refused."
+    )
+    tick_interval_seconds: float = Field(
+        default=60.0, gt=0, description="How often the timer trigger ticks; a pool is READY within 3 of them."
+    )
+    orphan_timeout_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="A run PENDING this long with no infrastructure id is resubmitted (same idempotency key). "
+        "Keep it above the function's own timeout.",
+    )
+    enqueue_horizon_seconds: float = Field(
+        default=900.0,
+        ge=0,
+        description="A webhook for a run due within this horizon queues it with a delay (SQS allows 15 min).",
+    )
+    submit_attempts: int = Field(
+        default=5, ge=1, description="Tries per submission before a transient failure gives the run back."
+    )
+    submit_backoff_max_seconds: float = Field(
+        default=8.0, gt=0, description="Cap of one backoff wait between submission tries."
+    )
+    submit_deadline_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="No new try starts after this long; keep it inside the function timeout.",
+    )
+    max_parallel_submissions: int = Field(default=8, ge=1, description="Runs submitted at once by one tick.")
+    tick_batch_size: int = Field(default=200, ge=1, description="Most due runs one tick takes from one pool.")
+    process_cancel_grace_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="A cancelled local process gets this long after SIGTERM before SIGKILL.",
+    )
+
+    @property
+    def tick_interval(self) -> timedelta:
+        return timedelta(seconds=self.tick_interval_seconds)
+
+    @property
+    def orphan_timeout(self) -> timedelta:
+        return timedelta(seconds=self.orphan_timeout_seconds)
+
+    @property
+    def store_path(self) -> Path:
+        return self.home / "store.db"

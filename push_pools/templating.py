@@ -1,0 +1,232 @@
+"""Base job templates, rendered the way Prefect renders them. Pure functions: no I/O, no environment.
+
+A base job template is `{"job_configuration": {...}, "variables": <JSON schema>}`. Rendering a job:
+
+1. `merge_job_variables` — pool defaults (the schema's non-null defaults) < deployment < flow run; `env` is
+   merged key by key, every other key is replaced whole.
+2. `validate_job_variables` — the merged values against the `variables` schema, with messages that name the
+   variable and the rule.
+3. `render_job_configuration` — every placeholder in `job_configuration` is replaced, in one pass:
+   - a string that is exactly one placeholder (`"{{ cpu }}"`) becomes the value with its own type; if the value
+     is missing, the key (or list element) is removed;
+   - placeholders inside a longer string are replaced by the value's text (JSON for dicts and lists, nothing for
+     a missing or null value);
+   - `{{ a.b[0].c }}` reads a path into the value; `{{ $NAME }}` reads the `environ` mapping passed in;
+   - values are inserted, never rendered again: a job variable containing `{{ x }}` stays literal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from functools import lru_cache
+from typing import Any, Final
+
+from push_pools.errors import JobVariablesError, TemplateError
+
+PLACEHOLDER: Final = re.compile(r"{{\s*([\w.\-\[\]$]+)\s*}}")
+_PATH_PART: Final = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+_ENV_PREFIX: Final = "$"
+_PREFECT_PREFIX: Final = "prefect."
+
+
+class _Missing:
+    """A placeholder with no value: its key or list element is dropped."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Final = _Missing()
+
+
+def find_placeholders(template: Any) -> set[str]:
+    """Every placeholder name (`cpu`, `network.subnets[0]`, `$HOME`) anywhere in a template."""
+    return {name for text in _strings(template) for name in PLACEHOLDER.findall(text)}
+
+
+def root_variable(placeholder: str) -> str:
+    """The variable a placeholder reads: `network.subnets[0]` → `network`."""
+    return re.split(r"[.\[]", placeholder, maxsplit=1)[0]
+
+
+def check_base_job_template(template: Any) -> None:
+    """Refuse a template that cannot be used: wrong shape, or placeholders that are not declared variables."""
+    if not isinstance(template, dict):
+        raise TemplateError("a base job template must be a JSON object with 'job_configuration' and 'variables'")
+    unknown_keys = set(template) - {"job_configuration", "variables"}
+    if unknown_keys:
+        raise TemplateError(f"unknown base job template keys: {', '.join(sorted(unknown_keys))}")
+    job_configuration = template.get("job_configuration")
+    if not isinstance(job_configuration, dict):
+        raise TemplateError("'job_configuration' must be a JSON object")
+    variables = template.get("variables", {})
+    if not isinstance(variables, dict):
+        raise TemplateError("'variables' must be a JSON schema object")
+    properties = variables.get("properties", {})
+    if not isinstance(properties, dict):
+        raise TemplateError("'variables.properties' must be a JSON object")
+    _schema_validator(json.dumps(variables, sort_keys=True))  # raises on an invalid schema
+    problems = []
+    for placeholder in sorted(find_placeholders(job_configuration)):
+        if placeholder.startswith(_ENV_PREFIX):
+            continue
+        if placeholder.startswith(_PREFECT_PREFIX):
+            problems.append(
+                f"placeholder '{{{{ {placeholder} }}}}' refers to a Prefect block or variable, "
+                "which push-pools does not resolve; declare a job variable for it instead"
+            )
+        elif root_variable(placeholder) not in properties:
+            problems.append(
+                f"placeholder '{{{{ {placeholder} }}}}' uses '{root_variable(placeholder)}', "
+                "which is not declared in 'variables.properties'"
+            )
+    if problems:
+        raise TemplateError("invalid base job template: " + "; ".join(problems))
+
+
+def schema_defaults(template: Mapping[str, Any]) -> dict[str, Any]:
+    """The non-null defaults of the template's variables (a null default means "no value")."""
+    properties = template.get("variables", {}).get("properties", {})
+    return {
+        name: spec["default"]
+        for name, spec in properties.items()
+        if isinstance(spec, dict) and spec.get("default") is not None
+    }
+
+
+def merge_job_variables(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Merge job variables, later layers winning; `env` merges key by key, other keys are replaced whole."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        for name, value in (layer or {}).items():
+            current = merged.get(name)
+            if name == "env" and isinstance(current, dict) and isinstance(value, dict):
+                merged[name] = current | value
+            else:
+                merged[name] = value
+    return merged
+
+
+def validate_job_variables(template: Mapping[str, Any], values: Mapping[str, Any], *, partial: bool = False) -> None:
+    """Check job variables against the template's `variables` schema.
+
+    `partial=True` ignores `required` (for a deployment's own variables, completed later by the run's).
+    """
+    schema = template.get("variables") or {}
+    if partial:
+        schema = {key: value for key, value in schema.items() if key != "required"}
+    validator = _schema_validator(json.dumps(schema, sort_keys=True))
+    errors = sorted(validator.iter_errors(dict(values)), key=lambda error: list(error.absolute_path))
+    if errors:
+        raise JobVariablesError([_describe(error) for error in errors])
+
+
+def render_job_configuration(
+    template: Mapping[str, Any],
+    values: Mapping[str, Any],
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Render a template's `job_configuration` with (already merged and validated) job variable values."""
+    job_configuration = template.get("job_configuration")
+    if not isinstance(job_configuration, dict):
+        raise TemplateError("the base job template has no 'job_configuration' object")
+    rendered: dict[str, Any] = _render(job_configuration, values, environ or {})
+    return rendered
+
+
+def unused_job_variables(template: Mapping[str, Any], names: Iterable[str]) -> list[str]:
+    """The given job variables that no placeholder of the template reads: reported, never silently dropped."""
+    used = {root_variable(name) for name in find_placeholders(template.get("job_configuration", {}))}
+    return sorted(set(names) - used)
+
+
+def lookup(values: Mapping[str, Any], path: str) -> Any:
+    """Read `a.b[0].c` from nested dicts and lists; MISSING where any step is absent."""
+    current: Any = values
+    for key, index in _PATH_PART.findall(path):
+        if key:
+            if not isinstance(current, Mapping) or key not in current:
+                return MISSING
+            current = current[key]
+        else:
+            position = int(index)
+            if not isinstance(current, list) or position >= len(current):
+                return MISSING
+            current = current[position]
+    return current
+
+
+def _render(node: Any, values: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
+    if isinstance(node, str):
+        return _render_string(node, values, environ)
+    if isinstance(node, dict):
+        rendered_items = ((key, _render(value, values, environ)) for key, value in node.items())
+        return {key: value for key, value in rendered_items if value is not MISSING}
+    if isinstance(node, list):
+        rendered_list = (_render(item, values, environ) for item in node)
+        return [item for item in rendered_list if item is not MISSING]
+    return node
+
+
+def _render_string(text: str, values: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
+    if "{{" not in text:
+        return text
+    whole = PLACEHOLDER.fullmatch(text)
+    if whole is not None:
+        return _value_of(whole.group(1), values, environ)
+
+    def replace(match: re.Match[str]) -> str:
+        value = _value_of(match.group(1), values, environ)
+        if value is MISSING or value is None:
+            return ""
+        if isinstance(value, dict | list):
+            return json.dumps(value)
+        return str(value)
+
+    return PLACEHOLDER.sub(replace, text)
+
+
+def _value_of(name: str, values: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
+    if name.startswith(_ENV_PREFIX):
+        return environ.get(name[len(_ENV_PREFIX) :], MISSING)
+    return lookup(values, name)
+
+
+def _strings(node: Any) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _strings(item)
+
+
+@lru_cache(maxsize=64)
+def _schema_validator(schema_json: str) -> Any:
+    """A compiled validator per distinct schema; compiling costs far more than validating."""
+    from jsonschema import Draft202012Validator, validators
+    from jsonschema.exceptions import SchemaError
+
+    schema = json.loads(schema_json)
+    validator_class = validators.validator_for(schema, default=Draft202012Validator)
+    try:
+        validator_class.check_schema(schema)
+    except SchemaError as exc:
+        raise TemplateError(f"'variables' is not a valid JSON schema: {exc.message}") from exc
+    return validator_class(schema)
+
+
+def _describe(error: Any) -> str:
+    """`job variable 'cpu': 'abc' is not of type 'integer'` — the variable's path, then jsonschema's rule."""
+    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path)
+    if not path and error.validator == "required":
+        return str(error.message).replace("is a required property", "is a required job variable")
+    name = path.lstrip(".") or "(all)"
+    return f"job variable '{name}': {error.message} (rule: {error.validator})"
