@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV := $(BIN)/uv
 
+CHECKOV_VENV := .venv-checkov
+
 .PHONY: demo test lint bench clean
 
 $(UV):
@@ -26,11 +28,16 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check push_pools infra tests bench
 	$(BIN)/mypy push_pools
 
-test: lint
+# checkov pins an old boto3 and ships a top-level `hcl2` that clashes with python-hcl2: it gets its own venv.
+$(CHECKOV_VENV)/bin/checkov: $(UV)
+	$(UV) venv --quiet --python $(BIN)/python $(CHECKOV_VENV)
+	$(UV) pip install --quiet --python $(CHECKOV_VENV)/bin/python 'checkov==3.3.30'
+
+test: lint $(CHECKOV_VENV)/bin/checkov
 	$(BIN)/pytest -n 2
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) dist .pytest_cache .mypy_cache .ruff_cache

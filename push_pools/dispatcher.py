@@ -14,6 +14,7 @@ live in this module:
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -33,6 +34,7 @@ from push_pools.errors import (
 from push_pools.jobs import PreparedJob, prepare_job, run_context
 from push_pools.models import (
     FlowRun,
+    InfrastructureRef,
     InfrastructureState,
     InfrastructureStatus,
     StateType,
@@ -140,7 +142,8 @@ class Dispatcher:
             return _outcome(run, SubmissionStatus.DEFERRED, f"pool {pool.name!r} is paused")
         claim = self.orchestrator.claim_run(run, now, pool.concurrency_limit)
         if claim is ClaimResult.CLAIMED:
-            return self._submit_claimed(run, pool)
+            claimed_before = any(state.type is StateType.PENDING for state in run.state_history)
+            return self._submit_claimed(run, pool, resubmission=claimed_before)
         if claim is ClaimResult.HELD:
             return self._resume_held(self.orchestrator.get_run(run.id), pool, now)
         if claim is ClaimResult.AT_LIMIT:
@@ -158,9 +161,9 @@ class Dispatcher:
         logger.warning("run %s: %s", run.id, message)
         if self.orchestrator.claim_run(run, now, None) is not ClaimResult.CLAIMED:
             return _outcome(run, SubmissionStatus.SKIPPED, "another dispatcher recovered this run")
-        return self._submit_claimed(run, pool)
+        return self._submit_claimed(run, pool, resubmission=True)
 
-    def _submit_claimed(self, run: FlowRun, pool: WorkPool) -> SubmissionOutcome:
+    def _submit_claimed(self, run: FlowRun, pool: WorkPool, *, resubmission: bool) -> SubmissionOutcome:
         warnings: tuple[str, ...] = ()
         try:
             job = self.prepare(run, pool)
@@ -168,7 +171,7 @@ class Dispatcher:
             for warning in warnings:
                 logger.warning("run %s: %s", run.id, warning)
             backend = self.backends.for_type(pool.type)
-            ref = self._retrying()(backend.submit, job.configuration, run_context(run))
+            ref = self._submit_with_retries(backend, job.configuration, run, resubmission)
         except TransientSubmissionError as exc:
             message = f"submission kept failing ({exc}); the run is scheduled again to be retried"
             self.orchestrator.release_run(run, message)
@@ -195,6 +198,17 @@ class Dispatcher:
         """The exact request the backend would send for this run. Touches nothing."""
         job = self.prepare(run, pool)
         return backend_module(pool.type).build_request(job.configuration, run_context(run))
+
+    def _submit_with_retries(
+        self, backend: Backend, configuration: dict[str, Any], run: FlowRun, resubmission: bool
+    ) -> InfrastructureRef:
+        """Submit, retrying transient failures; every try after the first is marked as a resubmission."""
+        tries = itertools.count()
+
+        def submit_once() -> InfrastructureRef:
+            return backend.submit(configuration, run_context(run, resubmission=resubmission or next(tries) > 0))
+
+        return self._retrying()(submit_once)
 
     def _retrying(self) -> Retrying:
         settings = self.settings

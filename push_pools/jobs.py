@@ -56,13 +56,14 @@ def prepare_job(
     return PreparedJob(configuration=configuration, warnings=warnings)
 
 
-def run_context(run: FlowRun) -> RunContext:
+def run_context(run: FlowRun, *, resubmission: bool = False) -> RunContext:
     return RunContext(
         flow_run_id=run.id,
         flow_run_name=run.name,
         pool_name=run.pool_name,
         idempotency_key=run.idempotency_key,
         deployment_name=run.deployment_name,
+        resubmission=resubmission,
     )
 
 
