@@ -49,11 +49,14 @@ def prepare_job(
     configuration["name"] = configuration.get("name") or run.name
     if not configuration.get("command") and environment.command:
         configuration["command"] = environment.command
-    warnings = tuple(
-        f"job variable {name!r} is not used by any placeholder of pool {pool.name!r}'s base job template"
-        for name in unused_job_variables(template, explicit)
-    )
-    return PreparedJob(configuration=configuration, warnings=warnings)
+    return PreparedJob(configuration=configuration, warnings=_unused_warnings(pool, explicit))
+
+
+def check_deployment(pool: WorkPool, deployment: Deployment) -> tuple[str, ...]:
+    """Refuse a deployment whose job variables break the pool's schema; return warnings for unused ones."""
+    values = deployment.template_values()
+    validate_job_variables(pool.base_job_template, values, partial=True)
+    return _unused_warnings(pool, values)
 
 
 def run_context(run: FlowRun, *, resubmission: bool = False) -> RunContext:
@@ -64,6 +67,13 @@ def run_context(run: FlowRun, *, resubmission: bool = False) -> RunContext:
         idempotency_key=run.idempotency_key,
         deployment_name=run.deployment_name,
         resubmission=resubmission,
+    )
+
+
+def _unused_warnings(pool: WorkPool, values: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(
+        f"job variable {name!r} is not used by any placeholder of the base job template of pool {pool.name!r}"
+        for name in unused_job_variables(pool.base_job_template, values)
     )
 
 

@@ -65,6 +65,17 @@ class Settings(BaseSettings):
         ge=0,
         description="A cancelled local process gets this long after SIGTERM before SIGKILL.",
     )
+    gcp_project: str | None = Field(
+        default=None,
+        description="Google Cloud project of cloud-run pools whose job configuration names none (Prefect's "
+        "cloud-run-v2 templates take it from a credentials block, which push-pools does not read).",
+    )
+    cloud_run_job_retention_seconds: float = Field(
+        default=7 * 24 * 3600.0,
+        gt=0,
+        description="A Cloud Run job made by push-pools with no execution started or running for this long is "
+        "deleted by the tick's sweep (jobs are reused across runs; a project holds at most 1,000).",
+    )
 
     @property
     def tick_interval(self) -> timedelta:

@@ -17,6 +17,7 @@ A base job template is `{"job_configuration": {...}, "variables": <JSON schema>}
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -96,6 +97,22 @@ def schema_defaults(template: Mapping[str, Any]) -> dict[str, Any]:
         for name, spec in properties.items()
         if isinstance(spec, dict) and spec.get("default") is not None
     }
+
+
+def set_variable_defaults(template: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of the template whose declared variables default to `values` (what `--set VAR=VALUE` does)."""
+    properties = template.get("variables", {}).get("properties", {})
+    unknown = sorted(set(values) - set(properties))
+    if unknown:
+        raise TemplateError(
+            f"the base job template declares no variable {', '.join(map(repr, unknown))}; "
+            f"declared: {', '.join(sorted(properties)) or 'none'}"
+        )
+    validate_job_variables(template, values, partial=True)
+    updated = copy.deepcopy(dict(template))
+    for name, value in values.items():
+        updated["variables"]["properties"][name]["default"] = value
+    return updated
 
 
 def merge_job_variables(*layers: Mapping[str, Any] | None) -> dict[str, Any]:

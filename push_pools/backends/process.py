@@ -33,6 +33,7 @@ from push_pools.models import InfrastructureRef, InfrastructureState, Infrastruc
 from push_pools.settings import Settings
 
 LOG_FILE = "output.log"
+KILL_WAIT_SECONDS = 5.0
 PID_FILE = "pid"
 
 
@@ -119,14 +120,20 @@ class ProcessBackend:
         pid = self._local_pid(infrastructure_pid)
         if not _signal_group(pid, signal.SIGTERM):
             return
-        deadline = time.monotonic() + self.cancel_grace_seconds
-        while time.monotonic() < deadline:
+        if self._wait_for_end(pid, self.cancel_grace_seconds):
+            return
+        _signal_group(pid, signal.SIGKILL)
+        self._wait_for_end(pid, KILL_WAIT_SECONDS)
+
+    def _wait_for_end(self, pid: int, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while True:
             self._reap(pid)
             if self._exit_code(pid) is not None or not _alive(pid):
-                return
-            time.sleep(0.05)
-        _signal_group(pid, signal.SIGKILL)
-        self._reap(pid)
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
 
     def sweep(self, now: datetime) -> int:
         return 0

@@ -45,22 +45,29 @@ class Webhook:
         self.authenticator = authenticator
         self.max_body_bytes = max_body_bytes
 
+    def oversized(self, length: int) -> HttpResponse | None:
+        """The 413 answer for a body of this length, if it is over the limit (checked before reading it)."""
+        if length <= self.max_body_bytes:
+            return None
+        return error_response(413, f"body of {length} bytes is over the {self.max_body_bytes}-byte limit")
+
     def handle(self, headers: Mapping[str, str], body: bytes) -> HttpResponse:
-        if len(body) > self.max_body_bytes:
-            return _error(413, f"body of {len(body)} bytes is over the {self.max_body_bytes}-byte limit")
+        too_large = self.oversized(len(body))
+        if too_large is not None:
+            return too_large
         try:
             self.authenticator.verify(headers, body)
         except AuthenticationError as exc:
-            return _error(401, str(exc), {"WWW-Authenticate": 'Bearer realm="push-pools"'})
+            return error_response(401, str(exc), {"WWW-Authenticate": 'Bearer realm="push-pools"'})
         try:
             request = parse_request(body)
         except PayloadError as exc:
-            return _error(400, str(exc))
+            return error_response(400, str(exc))
         reply = self.handler.handle(request)
         status = 200 if request.action is Action.TICK and reply.kind is ReplyKind.DONE else _STATUS[reply.kind]
         extra = {"Retry-After": str(RETRY_AFTER_SECONDS)} if reply.kind is ReplyKind.RETRY else {}
         return HttpResponse(status, reply.body, {"Content-Type": "application/json", **extra})
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> HttpResponse:
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> HttpResponse:
     return HttpResponse(status, {"error": message}, {"Content-Type": "application/json", **(headers or {})})

@@ -1,0 +1,85 @@
+"""`push-pool`: work pools, deployments and runs, and the function run locally. Modelled on `prefect work-pool`.
+
+Exit codes: 0 success, 1 an error (one clear line on stderr, never a traceback), 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.markup import escape
+
+from push_pools.cli import apply, deployments, function, pools, runs
+from push_pools.cli.output import console, errors
+from push_pools.errors import PushPoolError
+
+app = typer.Typer(
+    name="push-pool",
+    help="Serverless push work pools: scheduled runs submitted straight to ECS, Cloud Run jobs or ACI.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command()(pools.create)
+app.command("ls")(pools.ls)
+app.command()(pools.inspect)
+app.command()(pools.update)
+app.command()(pools.delete)
+app.command()(pools.pause)
+app.command()(pools.resume)
+app.command("get-default-base-job-template")(pools.get_default_base_job_template)
+app.command()(pools.preview)
+app.command("apply")(apply.apply)
+app.add_typer(deployments.app, name="deployment")
+app.command("run")(runs.run)
+app.add_typer(runs.app, name="runs")
+app.command()(function.dispatch)
+app.command()(function.serve)
+
+
+@app.command()
+def package(
+    platform: Annotated[str, typer.Argument(help="aws, gcp or azure.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the archive.")],
+    architecture: Annotated[str, typer.Option(help="Lambda's architecture: x86_64 or arm64.")] = "x86_64",
+) -> None:
+    """Build the deployable function archive for a platform, for its Terraform module to deploy."""
+    from push_pools.packaging import build_package
+
+    with console.status(f"Building the {platform} function package…"):
+        report = build_package(platform, output, architecture=architecture)
+    console.print(f"Wrote {report.path} ({report.size_bytes / 1_000_000:.1f} MB, {report.files} files).")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The console script: run the CLI and turn errors into exit codes."""
+    try:
+        result = typer.main.get_command(app).main(args=argv, prog_name="push-pool", standalone_mode=False)
+    except click.exceptions.UsageError as exc:
+        exc.show()
+        return 2
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        errors.print("Aborted.")
+        return 1
+    except PushPoolError as exc:
+        errors.print("[red]Error:[/red]", escape(str(exc)), soft_wrap=True)
+        return 1
+    except Exception as exc:  # a bug: still one line, with the traceback on request
+        if os.environ.get("PUSH_POOL_DEBUG"):
+            raise
+        errors.print("[red]Unexpected error:[/red]", escape(f"{type(exc).__name__}: {exc}"), soft_wrap=True)
+        errors.print("Set PUSH_POOL_DEBUG=1 to see the traceback.")
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+def entry_point() -> None:
+    sys.exit(main())

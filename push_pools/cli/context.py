@@ -1,0 +1,25 @@
+"""The CLI's settings and orchestrator, built once per invocation from the environment."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from push_pools.orchestrators import Catalog, orchestrator_from_settings
+from push_pools.settings import Settings
+
+
+@cache
+def settings() -> Settings:
+    return Settings()
+
+
+@cache
+def catalog() -> Catalog:
+    """The configured orchestrator (`PUSH_POOL_ORCHESTRATOR`): the embedded store unless told otherwise."""
+    return orchestrator_from_settings(settings())
+
+
+def reset() -> None:
+    """Forget the cached settings and orchestrator (each test invocation reads its own environment)."""
+    settings.cache_clear()
+    catalog.cache_clear()

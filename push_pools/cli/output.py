@@ -1,0 +1,80 @@
+"""How the CLI prints: rich tables for people, `--output json` for programs, secrets never."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+SECRET_NAME = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|AUTH)", re.IGNORECASE)
+REDACTED = "********"
+
+
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+OutputOption = Annotated[
+    OutputFormat, typer.Option("--output", "-o", help="Print a table for people or JSON for programs.")
+]
+
+
+def print_json(document: Any) -> None:
+    typer.echo(json.dumps(document, indent=2, default=str))
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if cell is None else str(cell) for cell in row))
+    console.print(table)
+
+
+def warn(message: str) -> None:
+    errors.print(f"[yellow]Warning:[/yellow] {message}")
+
+
+def redact(document: Any) -> Any:
+    """A copy with secret-looking values hidden: env entries named like keys, tokens or passwords, and any
+    `secureValue`, in dicts (`{"API_KEY": ...}`) and in name/value lists (`[{"name": ..., "value": ...}]`)."""
+    if isinstance(document, list):
+        return [redact(item) for item in document]
+    if not isinstance(document, dict):
+        return document
+    named = document.get("name")
+    copy: dict[str, Any] = {}
+    for key, value in document.items():
+        secret_pair = key == "value" and isinstance(named, str) and SECRET_NAME.search(named)
+        secret_key = isinstance(value, str) and (key == "secureValue" or SECRET_NAME.search(key))
+        copy[key] = REDACTED if (secret_pair or secret_key) and value else redact(value)
+    return copy
+
+
+def ago(moment: datetime | None, now: datetime | None = None) -> str:
+    """`12s ago`, `3m ago`, `never`."""
+    if moment is None:
+        return "never"
+    seconds = int(((now or datetime.now(UTC)) - moment).total_seconds())
+    if seconds < 0:
+        return f"in {_span(-seconds)}"
+    return f"{_span(seconds)} ago"
+
+
+def _span(seconds: int) -> str:
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "m")):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

@@ -1,0 +1,83 @@
+"""Reading the CLI's values: `--set VAR=VALUE`, job variables as JSON or @FILE, times and durations."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from push_pools.errors import ConfigurationError
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_value(text: str) -> Any:
+    """A `--set` value: JSON when it parses as JSON (`4096`, `true`, `{"a": 1}`), otherwise the text itself."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_assignments(assignments: list[str]) -> dict[str, Any]:
+    """`["cpu=1024", "image=python:3.11"]` → `{"cpu": 1024, "image": "python:3.11"}`."""
+    values: dict[str, Any] = {}
+    for assignment in assignments:
+        name, sep, text = assignment.partition("=")
+        if not sep or not name.strip():
+            raise ConfigurationError(f"--set expects VAR=VALUE, got {assignment!r}")
+        values[name.strip()] = parse_value(text)
+    return values
+
+
+def parse_json_object(text: str | None, what: str) -> dict[str, Any]:
+    """A JSON object given inline or as @FILE (JSON or YAML)."""
+    if text is None:
+        return {}
+    if text.startswith("@"):
+        document = load_document(Path(text[1:]))
+    else:
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise ConfigurationError(f"{what} must be a JSON object")
+    return document
+
+
+def load_document(path: Path) -> Any:
+    """A JSON or YAML file's content."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigurationError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from None
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90s`, `5m`, `1h30m`, `2d` → a timedelta."""
+    compact = text.replace(" ", "")
+    if not compact or _DURATION.sub("", compact):
+        raise ConfigurationError(f"invalid duration {text!r}; use e.g. 30s, 5m, 1h30m, 2d")
+    total = timedelta()
+    for amount, unit in _DURATION.findall(compact):
+        total += timedelta(**{_UNITS[unit]: float(amount)})
+    return total
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time; without a timezone it is read as local time."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigurationError(f"invalid time {text!r}; use ISO 8601, e.g. 2026-01-31T09:30:00+00:00") from None
+    return value if value.tzinfo else value.astimezone()

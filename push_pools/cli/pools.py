@@ -1,0 +1,198 @@
+"""Work pool commands, modelled on `prefect work-pool`: create, ls, inspect, update, delete, pause, resume,
+get-default-base-job-template and preview."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from push_pools.backends import POOL_TYPES, default_base_job_template, pool_type
+from push_pools.cli import context
+from push_pools.cli.output import OutputFormat, OutputOption, ago, console, print_json, print_table, redact, warn
+from push_pools.cli.parsing import load_document, parse_assignments, parse_json_object
+from push_pools.dispatcher import Backends, Dispatcher
+from push_pools.errors import ConfigurationError
+from push_pools.models import FlowRun, State, StateType, WorkPool
+from push_pools.templating import check_base_job_template, set_variable_defaults
+
+TemplateOption = Annotated[
+    Path | None,
+    typer.Option("--base-job-template", help="A JSON or YAML base job template; default: the type's own."),
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="VAR=VALUE: change a variable's default (VALUE is JSON if it parses, else text)."),
+]
+LimitOption = Annotated[int | None, typer.Option("--concurrency-limit", min=0, help="Most runs active at once.")]
+DescriptionOption = Annotated[str | None, typer.Option("--description", help="What the pool is for.")]
+
+
+def build_template(type_name: str, template_file: Path | None, assignments: dict[str, Any]) -> dict[str, Any]:
+    """The pool's base job template: from a file or the type's default, with `--set` defaults applied, checked."""
+    template = load_document(template_file) if template_file else default_base_job_template(type_name)
+    check_base_job_template(template)
+    return set_variable_defaults(template, assignments) if assignments else template
+
+
+def create(
+    name: Annotated[str, typer.Argument(help="The pool's name.")],
+    type_: Annotated[str, typer.Option("--type", "-t", help=f"One of: {', '.join(POOL_TYPES)}.")],
+    base_job_template: TemplateOption = None,
+    set_: SetOption = None,
+    concurrency_limit: LimitOption = None,
+    description: DescriptionOption = None,
+    paused: Annotated[bool, typer.Option("--paused", help="Create it paused: no run is submitted.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a pool of the same name.")] = False,
+) -> None:
+    """Create a work pool."""
+    canonical = pool_type(type_).name
+    template = build_template(canonical, base_job_template, parse_assignments(set_ or []))
+    pool = WorkPool(
+        name=name,
+        type=canonical,
+        base_job_template=template,
+        description=description,
+        is_paused=paused,
+        concurrency_limit=concurrency_limit,
+    )
+    context.catalog().save_pool(pool, overwrite=overwrite)
+    console.print(f"Created work pool [bold]{name}[/bold] of type {canonical}.")
+
+
+def ls(output: OutputOption = OutputFormat.TABLE) -> None:
+    """List work pools."""
+    pools = context.catalog().list_pools()
+    interval = context.settings().tick_interval
+    now = datetime.now(UTC)
+    if output is OutputFormat.JSON:
+        print_json([_pool_document(pool, now) for pool in pools])
+        return
+    rows = [
+        (p.name, p.type, p.status(now, interval), _limit(p.concurrency_limit), ago(p.last_tick_at, now)) for p in pools
+    ]
+    print_table("Work pools", ["Name", "Type", "Status", "Concurrency limit", "Last tick"], rows)
+
+
+def inspect(name: str, output: OutputOption = OutputFormat.TABLE) -> None:
+    """Show a work pool: its status, when the executor last ran, and its variables."""
+    pool = context.catalog().get_pool(name)
+    now = datetime.now(UTC)
+    if output is OutputFormat.JSON:
+        print_json(_pool_document(pool, now))
+        return
+    console.print(f"[bold]Work pool {pool.name}[/bold] ({pool.type})")
+    console.print(f"  status:            {pool.status(now, context.settings().tick_interval)}")
+    console.print(f"  last tick:         {ago(pool.last_tick_at, now)}")
+    console.print(f"  paused:            {'yes' if pool.is_paused else 'no'}")
+    console.print(f"  concurrency limit: {_limit(pool.concurrency_limit)}")
+    if pool.description:
+        console.print(f"  description:       {pool.description}")
+    properties = pool.base_job_template.get("variables", {}).get("properties", {})
+    rows = [(var, spec.get("type", ""), redact({var: spec.get("default")})[var]) for var, spec in properties.items()]
+    print_table("Variables", ["Name", "Type", "Default"], rows)
+
+
+def update(
+    name: str,
+    base_job_template: TemplateOption = None,
+    set_: SetOption = None,
+    concurrency_limit: LimitOption = None,
+    description: DescriptionOption = None,
+) -> None:
+    """Change a work pool's template, variable defaults, concurrency limit or description."""
+    catalog = context.catalog()
+    pool = catalog.get_pool(name)
+    assignments = parse_assignments(set_ or [])
+    template = pool.base_job_template
+    if base_job_template is not None:
+        template = build_template(pool.type, base_job_template, assignments)
+    elif assignments:
+        template = set_variable_defaults(template, assignments)
+    changes: dict[str, Any] = {"base_job_template": template}
+    if concurrency_limit is not None:
+        changes["concurrency_limit"] = concurrency_limit
+    if description is not None:
+        changes["description"] = description
+    catalog.save_pool(pool.model_copy(update=changes), overwrite=True)
+    console.print(f"Updated work pool [bold]{name}[/bold].")
+
+
+def delete(name: str) -> None:
+    """Delete a work pool (it must have no deployments)."""
+    context.catalog().delete_pool(name)
+    console.print(f"Deleted work pool [bold]{name}[/bold].")
+
+
+def pause(name: str) -> None:
+    """Stop submitting runs from a pool; cancellations and status updates go on."""
+    _set_paused(name, True)
+
+
+def resume(name: str) -> None:
+    """Submit a paused pool's runs again."""
+    _set_paused(name, False)
+
+
+def get_default_base_job_template(
+    type_: Annotated[str, typer.Option("--type", "-t", help=f"One of: {', '.join(POOL_TYPES)}.")],
+    file: Annotated[Path | None, typer.Option("--file", help="Write it to this file instead of printing.")] = None,
+) -> None:
+    """Print a pool type's default base job template, to start a custom one from."""
+    template = default_base_job_template(type_)
+    if file is None:
+        print_json(template)
+        return
+    file.write_text(json.dumps(template, indent=2) + "\n")
+    console.print(f"Wrote the {pool_type(type_).name} template to {file}.")
+
+
+def preview(
+    name: str,
+    deployment: Annotated[str | None, typer.Option("--deployment", "-d", help="Render with this deployment.")] = None,
+    job_variables: Annotated[
+        str | None, typer.Option("--job-variables", "-v", help="Run job variables: JSON or @FILE.")
+    ] = None,
+) -> None:
+    """Print the exact request the backend would send for a run of this pool. Touches nothing."""
+    catalog = context.catalog()
+    pool = catalog.get_pool(name)
+    found = catalog.get_deployment_by_name(deployment) if deployment else None
+    if found is not None and found.pool_name != pool.name:
+        raise ConfigurationError(f"deployment {found.name!r} belongs to pool {found.pool_name!r}, not {pool.name!r}")
+    now = datetime.now(UTC)
+    run = FlowRun(
+        id=str(uuid.UUID(int=0)),
+        name="preview",
+        pool_name=pool.name,
+        deployment_id=found.id if found else None,
+        deployment_name=found.name if found else None,
+        state=State(type=StateType.PENDING, name="Pending", timestamp=now),
+        expected_start_time=now,
+        job_variables=parse_json_object(job_variables, "--job-variables"),
+    )
+    settings = context.settings()
+    dispatcher = Dispatcher(catalog, Backends(settings), settings)
+    for warning in dispatcher.prepare(run, pool).warnings:
+        warn(warning)
+    print_json(redact(dispatcher.preview(run, pool)))
+
+
+def _set_paused(name: str, paused: bool) -> None:
+    catalog = context.catalog()
+    pool = catalog.get_pool(name)
+    catalog.save_pool(pool.model_copy(update={"is_paused": paused}), overwrite=True)
+    console.print(f"Work pool [bold]{name}[/bold] {'paused' if paused else 'resumed'}.")
+
+
+def _pool_document(pool: WorkPool, now: datetime) -> dict[str, Any]:
+    document: dict[str, Any] = redact(pool.model_dump(mode="json"))
+    return document | {"status": pool.status(now, context.settings().tick_interval)}
+
+
+def _limit(limit: int | None) -> str:
+    return "none" if limit is None else str(limit)

@@ -1,0 +1,94 @@
+"""Flow run commands: schedule a run of a deployment, list, inspect and cancel runs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+
+from push_pools.cli import context
+from push_pools.cli.output import OutputFormat, OutputOption, ago, console, print_json, print_table, redact
+from push_pools.cli.parsing import parse_duration, parse_json_object, parse_time
+from push_pools.errors import ConfigurationError
+from push_pools.models import FlowRun, StateType
+from push_pools.templating import validate_job_variables
+
+app = typer.Typer(help="List, inspect and cancel flow runs.", no_args_is_help=True)
+
+
+def run(
+    deployment: Annotated[str, typer.Argument(help="The deployment to run.")],
+    at: Annotated[str | None, typer.Option("--at", help="When: an ISO 8601 time (local if no zone).")] = None,
+    in_: Annotated[str | None, typer.Option("--in", help="When: after a duration, e.g. 30s, 5m, 1h30m.")] = None,
+    job_variables: Annotated[
+        str | None, typer.Option("--job-variables", "-v", help="This run's job variables: JSON or @FILE.")
+    ] = None,
+    output: OutputOption = OutputFormat.TABLE,
+) -> None:
+    """Schedule a run of a deployment: now, at a time, or after a duration."""
+    if at is not None and in_ is not None:
+        raise ConfigurationError("give --at or --in, not both")
+    now = datetime.now(UTC)
+    start = parse_time(at) if at else now + parse_duration(in_) if in_ else now
+    catalog = context.catalog()
+    found = catalog.get_deployment_by_name(deployment)
+    variables = parse_json_object(job_variables, "--job-variables")
+    validate_job_variables(catalog.get_pool(found.pool_name).base_job_template, variables, partial=True)
+    flow_run = catalog.create_run(found, start, job_variables=variables, now=now)
+    if output is OutputFormat.JSON:
+        print_json(redact(flow_run.model_dump(mode="json")))
+        return
+    console.print(f"Scheduled run [bold]{flow_run.name}[/bold] ({flow_run.id}) for {_when(flow_run, now)}.")
+
+
+@app.command("ls")
+def list_runs(
+    pool: Annotated[str | None, typer.Option("--pool", "-p", help="Only this pool's runs.")] = None,
+    state: Annotated[StateType | None, typer.Option("--state", "-s", help="Only runs in this state.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many, newest first.")] = 50,
+    output: OutputOption = OutputFormat.TABLE,
+) -> None:
+    """List flow runs, newest expected start first."""
+    runs = context.catalog().list_runs(pool_name=pool, state=state, limit=limit)
+    if output is OutputFormat.JSON:
+        print_json([redact(r.model_dump(mode="json")) for r in runs])
+        return
+    now = datetime.now(UTC)
+    rows = [
+        (r.id, r.name, r.state.type, ago(r.expected_start_time, now), r.infrastructure_pid or "", r.state.message or "")
+        for r in runs
+    ]
+    print_table("Flow runs", ["Id", "Name", "State", "Start", "Infrastructure", "Message"], rows)
+
+
+@app.command()
+def inspect(flow_run_id: str, output: OutputOption = OutputFormat.TABLE) -> None:
+    """Show a run: its state history, infrastructure id and messages."""
+    flow_run = context.catalog().get_run(flow_run_id)
+    if output is OutputFormat.JSON:
+        print_json(redact(flow_run.model_dump(mode="json")))
+        return
+    now = datetime.now(UTC)
+    console.print(f"[bold]Flow run {flow_run.name}[/bold] ({flow_run.id})")
+    console.print(f"  pool:           {flow_run.pool_name}")
+    console.print(f"  deployment:     {flow_run.deployment_name or ''}")
+    console.print(f"  state:          {flow_run.state.type} {flow_run.state.message or ''}")
+    console.print(f"  expected start: {_when(flow_run, now)}")
+    console.print(f"  infrastructure: {flow_run.infrastructure_pid or 'none'}")
+    console.print(f"  attempt:        {flow_run.attempt}")
+    if flow_run.job_variables:
+        console.print(f"  job variables:  {redact(flow_run.job_variables)}")
+    rows = [(s.timestamp.isoformat(timespec="seconds"), s.type, s.message or "") for s in flow_run.state_history]
+    print_table("State history", ["Time", "State", "Message"], rows)
+
+
+@app.command()
+def cancel(flow_run_id: str) -> None:
+    """Cancel a run: a scheduled one at once; a submitted one is stopped by the next tick."""
+    flow_run = context.catalog().request_cancellation(flow_run_id)
+    console.print(f"Run {flow_run.name} is {flow_run.state.type}.")
+
+
+def _when(flow_run: FlowRun, now: datetime) -> str:
+    return f"{flow_run.expected_start_time.isoformat(timespec='seconds')} ({ago(flow_run.expected_start_time, now)})"

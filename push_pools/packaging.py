@@ -1,0 +1,140 @@
+"""`push-pool package <platform>`: the deployable function archive for AWS Lambda, Google Cloud Functions or
+Azure Functions, built from a source checkout.
+
+The archive holds the `push_pools` package without the CLI and without the other clouds' backend and trigger
+modules, the platform's own files from `infra/<platform>/` at its root, and the dependencies: vendored
+manylinux wheels for Lambda (which installs nothing; boto3 comes with its runtime), or a `requirements.txt` for
+Cloud Functions and Azure Functions, which install it at deploy time. Entries are sorted and time-stamped
+1980-01-01, so the same sources always give the same bytes (and Terraform's source hash only changes with them).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from push_pools.errors import ConfigurationError
+
+DISTRIBUTION = "push-pools"
+CLI_ONLY = frozenset({"typer", "rich", "pyyaml"})
+PACKAGE_ROOT = Path(__file__).resolve().parent
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class Platform:
+    name: str
+    extra: str
+    module_prefixes: tuple[str, ...]
+    """Backend and trigger modules that belong to this platform, by file name prefix."""
+    vendor_dependencies: bool
+    provided: frozenset[str] = frozenset()
+    """Distributions the platform's runtime already has."""
+
+
+PLATFORMS = {
+    "aws": Platform("aws", "aws", ("ecs", "aws"), vendor_dependencies=True, provided=frozenset({"boto3"})),
+    "gcp": Platform("gcp", "gcp", ("cloud_run", "gcp"), vendor_dependencies=False),
+    "azure": Platform("azure", "azure", ("aci", "azure"), vendor_dependencies=False),
+}
+ARCHITECTURES = {"x86_64": "x86_64", "arm64": "aarch64"}
+"""Lambda's architectures, by the machine name manylinux wheels use."""
+
+
+@dataclass(frozen=True)
+class PackageReport:
+    path: Path
+    size_bytes: int
+    files: int
+    requirements: tuple[str, ...]
+
+
+def build_package(platform_name: str, output: Path, *, architecture: str = "x86_64") -> PackageReport:
+    """Build the platform's function archive at `output`."""
+    platform = _platform(platform_name)
+    infra_dir = PACKAGE_ROOT.parent / "infra" / platform.name
+    if not infra_dir.is_dir():
+        raise ConfigurationError(f"{infra_dir} not found: run `push-pool package` from a push-pools source checkout")
+    requirements = function_requirements(platform)
+    with tempfile.TemporaryDirectory(prefix="push-pools-package-") as scratch:
+        staging = Path(scratch)
+        _copy_package(platform, staging / "push_pools")
+        shutil.copytree(infra_dir, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+        if platform.vendor_dependencies:
+            _vendor(requirements, staging, architecture)
+        else:
+            (staging / "requirements.txt").write_text("".join(f"{line}\n" for line in requirements))
+        output.parent.mkdir(parents=True, exist_ok=True)
+        files = _zip(staging, output)
+    return PackageReport(output, output.stat().st_size, files, tuple(requirements))
+
+
+def function_requirements(platform: Platform) -> list[str]:
+    """What the function needs at run time: the core's dependencies but the CLI's, plus the platform's extra."""
+    requirements = []
+    for requirement in metadata.requires(DISTRIBUTION) or []:
+        spec, _, marker = requirement.partition(";")
+        name = re.split(r"[<>=!~\[ ]", spec.strip(), maxsplit=1)[0].lower()
+        extra = re.search(r"extra\s*==\s*['\"]([^'\"]+)['\"]", marker)
+        wanted = extra.group(1) == platform.extra if extra else name not in CLI_ONLY
+        if wanted and name not in platform.provided:
+            requirements.append(spec.strip())
+    return sorted(requirements)
+
+
+def _platform(name: str) -> Platform:
+    if name not in PLATFORMS:
+        raise ConfigurationError(f"unknown platform {name!r}; choose one of: {', '.join(PLATFORMS)}")
+    return PLATFORMS[name]
+
+
+def _copy_package(platform: Platform, target: Path) -> None:
+    foreign = tuple(p for other in PLATFORMS.values() if other is not platform for p in other.module_prefixes)
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        here = Path(directory)
+        skipped = {name for name in names if name == "__pycache__" or name.endswith(".pyc")}
+        if here == PACKAGE_ROOT:
+            skipped |= {"cli", "testing.py"}
+        if here.name in ("backends", "triggers"):
+            skipped |= {name for name in names if name.startswith(foreign)}
+        return skipped
+
+    shutil.copytree(PACKAGE_ROOT, target, ignore=ignore)
+
+
+def _vendor(requirements: list[str], target: Path, architecture: str) -> None:
+    """Install manylinux wheels for Lambda's Python into the archive root."""
+    if architecture not in ARCHITECTURES:
+        raise ConfigurationError(f"unknown architecture {architecture!r}; choose one of: {', '.join(ARCHITECTURES)}")
+    if not requirements:
+        return
+    machine = ARCHITECTURES[architecture]
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    if uv is not None:
+        installer = [uv, "pip", "install", "--python-platform", f"{machine}-manylinux_2_17"]
+    else:
+        installer = [sys.executable, "-m", "pip", "install", "--platform", f"manylinux2014_{machine}"]
+        installer += ["--implementation", "cp", "--disable-pip-version-check"]
+    options = ["--quiet", "--target", str(target), "--python-version", "3.11", "--only-binary", ":all:"]
+    result = subprocess.run([*installer, *options, *requirements], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ConfigurationError(f"installing the function's dependencies failed: {result.stderr.strip()[-2000:]}")
+
+
+def _zip(source: Path, output: Path) -> int:
+    paths = sorted(p for p in source.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in paths:
+            entry = zipfile.ZipInfo(path.relative_to(source).as_posix(), date_time=_ZIP_EPOCH)
+            entry.external_attr = 0o644 << 16
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(entry, path.read_bytes())
+    return len(paths)
