@@ -39,7 +39,9 @@ class LocalFunction:
         self.server = ThreadingHTTPServer((host, port), _handler_class(self.webhook))
         self.server.daemon_threads = True
         self._threads = [
-            threading.Thread(target=self.server.serve_forever, name="push-pool-http", daemon=True),
+            threading.Thread(
+                target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, name="push-pool-http", daemon=True
+            ),
             threading.Thread(target=self._tick_forever, name="push-pool-tick", daemon=True),
         ]
 

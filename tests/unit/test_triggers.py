@@ -237,7 +237,7 @@ def test_webhook_ticks(webhook: Webhook, schedule_run: ScheduleRun) -> None:
         ({"Authorization": "Bearer nope"}, body_for(RUN_ID), 401, "invalid token"),
         (AUTH, b"{oops", 400, "not JSON"),
         (AUTH, b'{"flow_run_id": "1; DROP TABLE flow_runs"}', 400, "must be a UUID"),
-        (AUTH, body_for(str(uuid.uuid4())), 404, "no flow run with id"),
+        (AUTH, body_for("0f0f0f0f-0000-4000-8000-000000000000"), 404, "no flow run with id"),
     ],
 )
 def test_webhook_refuses_bad_requests_and_dispatches_nothing(

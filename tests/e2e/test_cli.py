@@ -1,0 +1,341 @@
+"""The `push-pool` CLI end to end on the embedded store: every command, its JSON output, and bad input, which
+must give exit code 1 and one clear line (2 for usage errors), never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+
+from push_pools.cli import context, main
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+class Cli(Protocol):
+    def __call__(self, *args: str) -> Result: ...
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
+    monkeypatch.setenv("PUSH_POOL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.delenv("PUSH_POOL_WEBHOOK_SECRET", raising=False)
+
+    def invoke(*args: str) -> Result:
+        context.reset()
+        capsys.readouterr()
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return invoke
+
+
+def ok(result: Result) -> Result:
+    assert result.code == 0, result.err
+    return result
+
+
+def fails(result: Result, message: str, code: int = 1) -> None:
+    assert result.code == code, (result.out, result.err)
+    assert message in result.err
+    assert "Traceback" not in result.err + result.out
+
+
+@pytest.fixture
+def pool(cli: Cli) -> str:
+    ok(cli("create", "local", "--type", "process", "--concurrency-limit", "3"))
+    return "local"
+
+
+def test_pool_lifecycle(cli: Cli, pool: str) -> None:
+    (listed,) = ok(cli("ls", "--output", "json")).json()
+    assert (listed["name"], listed["type"], listed["concurrency_limit"], listed["status"]) == (
+        pool,
+        "process",
+        3,
+        "NOT_READY",
+    )
+    ok(cli("pause", pool))
+    assert ok(cli("inspect", pool, "-o", "json")).json()["status"] == "PAUSED"
+    ok(cli("resume", pool))
+    ok(cli("update", pool, "--concurrency-limit", "5", "--set", "stream_output=false", "--description", "here"))
+    inspected = ok(cli("inspect", pool, "-o", "json")).json()
+    assert inspected["concurrency_limit"] == 5
+    assert inspected["description"] == "here"
+    assert inspected["base_job_template"]["variables"]["properties"]["stream_output"]["default"] is False
+    assert "concurrency limit: 5" in ok(cli("inspect", pool)).out
+    ok(cli("dispatch"))
+    assert ok(cli("inspect", pool, "-o", "json")).json()["status"] == "READY"
+    assert "local" in ok(cli("ls")).out
+    ok(cli("delete", pool))
+    assert ok(cli("ls", "-o", "json")).json() == []
+
+
+def test_create_with_set_and_a_template_file(cli: Cli, tmp_path: Path) -> None:
+    template = ok(cli("get-default-base-job-template", "--type", "process")).json()
+    template["variables"]["properties"]["retries"] = {"type": "integer"}
+    template["job_configuration"]["env"] = {"RETRIES": "{{ retries }}"}
+    path = tmp_path / "template.json"
+    path.write_text(json.dumps(template))
+    ok(
+        cli(
+            "create",
+            "custom",
+            "--type",
+            "process",
+            "--base-job-template",
+            str(path),
+            "--set",
+            "retries=3",
+            "--set",
+            'working_dir="/tmp"',
+        )
+    )
+    properties = ok(cli("inspect", "custom", "-o", "json")).json()["base_job_template"]["variables"]["properties"]
+    assert properties["retries"]["default"] == 3
+    assert properties["working_dir"]["default"] == "/tmp"
+    ok(cli("get-default-base-job-template", "--type", "process", "--file", str(tmp_path / "out.json")))
+    assert json.loads((tmp_path / "out.json").read_text())["job_configuration"]["command"] == "{{ command }}"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("create", "p", "--type", "kubernetes"), "unknown pool type 'kubernetes'"),
+        (("create", "p", "--type", "process", "--set", "nope=1"), "declares no variable 'nope'"),
+        (("create", "p", "--type", "process", "--set", "stream_output=maybe"), "'maybe' is not of type 'boolean'"),
+        (("create", "p", "--type", "process", "--set", "=1"), "--set expects VAR=VALUE"),
+        (("create", "p", "--type", "process", "--set", "novalue"), "--set expects VAR=VALUE"),
+        (("create", "bad name!", "--type", "process"), "String should match pattern"),
+        (("create", "p", "--type", "process", "--base-job-template", "/no/such/file.json"), "cannot read"),
+        (("inspect", "nope"), "no work pool named 'nope'"),
+        (("delete", "nope"), "no work pool named 'nope'"),
+        (("pause", "nope"), "no work pool named 'nope'"),
+        (("get-default-base-job-template", "--type", "nope"), "unknown pool type 'nope'"),
+        (("preview", "nope"), "no work pool named 'nope'"),
+        (("deployment", "create", "d", "--pool", "nope"), "no work pool named 'nope'"),
+        (("run", "nope"), "no deployment named 'nope'"),
+        (("runs", "inspect", "nope"), "no flow run with id 'nope'"),
+        (("runs", "cancel", "nope"), "no flow run with id 'nope'"),
+        (("dispatch", "--pool", "nope"), "no work pool named 'nope'"),
+        (("serve",), "set PUSH_POOL_WEBHOOK_SECRET"),
+        (("package", "solaris", "--output", "x.zip"), "unknown platform 'solaris'"),
+    ],
+)
+def test_bad_input_is_one_clear_line(cli: Cli, args: tuple[str, ...], message: str) -> None:
+    fails(cli(*args), message)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("no-such-command",), "No such command"),
+        (("create", "p"), "Missing option '--type'"),
+        (("create", "p", "--type", "process", "--concurrency-limit", "-1"), "Invalid value"),
+        (("ls", "--output", "xml"), "Invalid value"),
+        (("runs", "ls", "--state", "SLEEPING"), "Invalid value"),
+    ],
+)
+def test_usage_errors_exit_2(cli: Cli, args: tuple[str, ...], message: str) -> None:
+    fails(cli(*args), message, code=2)
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{not json", "is not valid JSON"),
+        (
+            '{"job_configuration": {"a": "{{ undeclared }}"}, "variables": {}}',
+            "uses 'undeclared', which is not declared",
+        ),
+        ('["a list"]', "must be a JSON object"),
+    ],
+)
+def test_bad_templates_are_refused(cli: Cli, tmp_path: Path, template: str, message: str) -> None:
+    path = tmp_path / "template.json"
+    path.write_text(template)
+    fails(cli("create", "p", "--type", "process", "--base-job-template", str(path)), message)
+
+
+def test_create_twice_needs_overwrite(cli: Cli, pool: str) -> None:
+    fails(cli("create", pool, "--type", "process"), "already exists (use --overwrite)")
+    ok(cli("create", pool, "--type", "process", "--overwrite"))
+
+
+def test_a_pool_with_deployments_is_not_deleted(cli: Cli, pool: str) -> None:
+    ok(cli("deployment", "create", "hello", "--pool", pool, "--command", "echo hi"))
+    fails(cli("delete", pool), "still has deployments (hello)")
+    ok(cli("deployment", "delete", "hello"))
+    ok(cli("delete", pool))
+
+
+def test_deployments(cli: Cli, pool: str, tmp_path: Path) -> None:
+    variables = tmp_path / "vars.yaml"
+    variables.write_text("env:\n  GREETING: hi\n")
+    result = ok(
+        cli(
+            "deployment",
+            "create",
+            "hello",
+            "--pool",
+            pool,
+            "--command",
+            "echo hi",
+            "-v",
+            f"@{variables}",
+            "--parameters",
+            '{"n": 1}',
+        )
+    )
+    assert "Saved deployment hello" in result.out
+    warned = ok(cli("deployment", "create", "typo", "--pool", pool, "--command", "true", "-v", '{"memroy": 1}'))
+    assert "job variable 'memroy' is not used" in warned.err
+    listed = ok(cli("deployment", "ls", "-o", "json")).json()
+    assert [(d["name"], d["job_variables"]) for d in listed] == [
+        ("hello", {"env": {"GREETING": "hi"}}),
+        ("typo", {"memroy": 1}),
+    ]
+    assert ok(cli("deployment", "inspect", "hello", "-o", "json")).json()["parameters"] == {"n": 1}
+    assert "echo hi" in ok(cli("deployment", "ls")).out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("-v", '{"stream_output": "yes"}'), "job variable 'stream_output': 'yes' is not of type 'boolean'"),
+        (("-v", "{broken"), "--job-variables is not valid JSON"),
+        (("-v", "[1]"), "--job-variables must be a JSON object"),
+        (("-v", "@/no/such/file"), "cannot read /no/such/file"),
+        (("--parameters", "7"), "--parameters must be a JSON object"),
+    ],
+)
+def test_bad_deployment_input(cli: Cli, pool: str, args: tuple[str, ...], message: str) -> None:
+    fails(cli("deployment", "create", "d", "--pool", pool, "--command", "true", *args), message)
+
+
+def test_runs(cli: Cli, pool: str) -> None:
+    ok(cli("deployment", "create", "hello", "--pool", pool, "--command", "echo hi"))
+    later = ok(cli("run", "hello", "--in", "1h30m", "-o", "json")).json()
+    now = ok(cli("run", "hello", "-o", "json", "-v", '{"env": {"X": "1"}}')).json()
+    at = ok(cli("run", "hello", "--at", "2030-01-01T00:00:00+00:00", "-o", "json")).json()
+    assert at["expected_start_time"].startswith("2030-01-01T00:00:00")
+    assert ok(cli("runs", "ls", "--state", "SCHEDULED", "-o", "json")).json()[0]["id"] == at["id"]
+    dispatched = ok(cli("dispatch", "-o", "json")).json()
+    assert dispatched["counts"] == {"submitted": 1}
+    assert dispatched["outcomes"][0]["flow_run_id"] == now["id"]
+    assert ok(cli("runs", "inspect", later["id"], "-o", "json")).json()["state"]["type"] == "SCHEDULED"
+    ok(cli("runs", "cancel", later["id"]))
+    inspected = ok(cli("runs", "inspect", later["id"])).out
+    assert "CANCELLED" in inspected
+    assert "Cancelled before it started" in inspected
+    fails(cli("runs", "cancel", later["id"]), "already CANCELLED")
+    ok(cli("runs", "cancel", now["id"]))
+    assert ok(cli("runs", "inspect", now["id"], "-o", "json")).json()["state"]["type"] == "CANCELLING"
+    ok(cli("dispatch"))
+    assert ok(cli("runs", "inspect", now["id"], "-o", "json")).json()["state"]["type"] == "CANCELLED"
+    assert "hello-" in ok(cli("runs", "ls", "--pool", pool)).out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--in", "5m", "--at", "2030-01-01T00:00:00"), "give --at or --in, not both"),
+        (("--in", "soon"), "invalid duration 'soon'"),
+        (("--in", "5m3"), "invalid duration"),
+        (("--at", "tomorrow"), "invalid time 'tomorrow'"),
+        (("-v", '{"stream_output": 1}'), "'stream_output': 1 is not of type 'boolean'"),
+    ],
+)
+def test_bad_run_input(cli: Cli, pool: str, args: tuple[str, ...], message: str) -> None:
+    ok(cli("deployment", "create", "hello", "--pool", pool, "--command", "echo hi"))
+    fails(cli("run", "hello", *args), message)
+
+
+def test_preview_prints_the_exact_request_with_secrets_hidden(cli: Cli, pool: str) -> None:
+    ok(
+        cli(
+            "deployment",
+            "create",
+            "hello",
+            "--pool",
+            pool,
+            "--command",
+            "echo 'hi there'",
+            "-v",
+            '{"env": {"API_KEY": "hunter2"}}',
+        )
+    )
+    request = ok(cli("preview", pool, "--deployment", "hello", "-v", '{"env": {"MODE": "test"}}')).json()
+    assert request["argv"] == ["echo", "hi there"]
+    assert request["env"]["MODE"] == "test"
+    assert request["env"]["API_KEY"] == "********"
+    assert ok(cli("runs", "ls", "-o", "json")).json() == [], "preview creates nothing"
+    ok(cli("create", "other", "--type", "process"))
+    fails(cli("preview", "other", "--deployment", "hello"), "belongs to pool 'local', not 'other'")
+
+
+def test_apply_is_idempotent(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "templates").mkdir()
+    template = ok(cli("get-default-base-job-template", "--type", "process")).json()
+    (tmp_path / "templates" / "t.json").write_text(json.dumps(template))
+    spec = tmp_path / "push-pools.yaml"
+    spec.write_text(
+        "pools:\n"
+        "  - {name: a, type: process, concurrency_limit: 2, set: {stream_output: false}}\n"
+        "  - {name: b, type: process, base_job_template: templates/t.json, paused: true}\n"
+        "deployments:\n"
+        "  - {name: hello, pool: a, command: echo hi, job_variables: {env: {A: '1'}}}\n"
+    )
+    first = ok(cli("apply", str(spec))).out
+    assert "pool a: created" in first
+    assert "pool b: created" in first
+    assert "deployment hello: created" in first
+    second = ok(cli("apply", str(spec))).out
+    assert "pool a: unchanged" in second
+    assert "deployment hello: unchanged" in second
+    spec.write_text(spec.read_text().replace("concurrency_limit: 2", "concurrency_limit: 4"))
+    assert "pool a: updated" in ok(cli("apply", str(spec))).out
+    assert ok(cli("inspect", "a", "-o", "json")).json()["concurrency_limit"] == 4
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("pools: [{name: a, type: process, colour: red}]", "colour: Extra inputs are not permitted"),
+        ("pools: [{type: process}]", "pools.0.name: Field required"),
+        ("deployments: [{name: d, pool: nowhere}]", "no work pool named 'nowhere'"),
+        ("pools: {a: 1}", "pools: Input should be a valid list"),
+        ("pools: [\n  - broken", "is not valid YAML"),
+    ],
+)
+def test_apply_refuses_bad_files(cli: Cli, tmp_path: Path, content: str, message: str) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(content)
+    fails(cli("apply", str(spec)), message)
+
+
+def test_the_console_script(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "push-pool"
+    env = {"PUSH_POOL_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    help_text = subprocess.run([script, "--help"], capture_output=True, text=True, env=env, check=False)
+    assert help_text.returncode == 0
+    assert "get-default-base-job-template" in help_text.stdout
+    usage = subprocess.run([script, "frobnicate"], capture_output=True, text=True, env=env, check=False)
+    assert usage.returncode == 2
+    error = subprocess.run([script, "inspect", "nope"], capture_output=True, text=True, env=env, check=False)
+    assert (error.returncode, error.stderr.strip()) == (1, "Error: no work pool named 'nope'")
