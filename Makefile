@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 
 CHECKOV_VENV := .venv-checkov
+PREFECT_WORKERS_VENV := .venv-prefect-workers
+PREFECT_VENV := .venv-prefect
 
 .PHONY: demo test lint bench clean
 
@@ -33,11 +35,23 @@ $(CHECKOV_VENV)/bin/checkov: $(UV)
 	$(UV) venv --quiet --python $(BIN)/python $(CHECKOV_VENV)
 	$(UV) pip install --quiet --python $(CHECKOV_VENV)/bin/python 'checkov==3.3.30'
 
-test: lint $(CHECKOV_VENV)/bin/checkov
+# The Prefect e2e tests start a real Prefect server (and run flows) from here: prefect is not a dependency of ours.
+# fastapi is pinned because newer releases break this prefect's server at import.
+$(PREFECT_VENV)/bin/prefect: $(UV)
+	$(UV) venv --quiet --python $(BIN)/python $(PREFECT_VENV)
+	$(UV) pip install --quiet --python $(PREFECT_VENV)/bin/python 'prefect==3.8.8' 'fastapi==0.139.2'
+
+# Prefect and its worker integrations, only to compare our template rendering with theirs (tests/compat).
+$(PREFECT_WORKERS_VENV)/bin/python: $(UV)
+	$(UV) venv --quiet --python $(BIN)/python $(PREFECT_WORKERS_VENV)
+	$(UV) pip install --quiet --python $(PREFECT_WORKERS_VENV)/bin/python 'prefect==3.6.29' 'prefect-aws==0.7.7' \
+		'prefect-gcp==0.6.17' 'prefect-azure==0.4.9' 'importlib-metadata>=8'
+
+test: lint $(CHECKOV_VENV)/bin/checkov $(PREFECT_WORKERS_VENV)/bin/python $(PREFECT_VENV)/bin/prefect
 	$(BIN)/pytest -n 2
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) $(PREFECT_VENV) dist .pytest_cache .mypy_cache .ruff_cache

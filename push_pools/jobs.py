@@ -10,6 +10,7 @@ from push_pools.backends.base import RunContext
 from push_pools.models import Deployment, FlowRun, WorkPool
 from push_pools.orchestrators.base import RunEnvironment
 from push_pools.templating import (
+    expand_dotted_keys,
     merge_job_variables,
     render_job_configuration,
     schema_defaults,
@@ -40,7 +41,8 @@ def prepare_job(
     The orchestrator's env and labels come first and the job's own win over them, as in Prefect.
     """
     template = pool.base_job_template
-    explicit = merge_job_variables(deployment.template_values() if deployment else None, run.job_variables)
+    layers = merge_job_variables(deployment.template_values() if deployment else None, run.job_variables)
+    explicit = expand_dotted_keys(layers)
     values = merge_job_variables(schema_defaults(template), explicit)
     validate_job_variables(template, values)
     configuration = render_job_configuration(template, values, environ=environ)
@@ -54,7 +56,7 @@ def prepare_job(
 
 def check_deployment(pool: WorkPool, deployment: Deployment) -> tuple[str, ...]:
     """Refuse a deployment whose job variables break the pool's schema; return warnings for unused ones."""
-    values = deployment.template_values()
+    values = expand_dotted_keys(deployment.template_values())
     validate_job_variables(pool.base_job_template, values, partial=True)
     return _unused_warnings(pool, values)
 

@@ -59,6 +59,8 @@ class PackageReport:
 def build_package(platform_name: str, output: Path, *, architecture: str = "x86_64") -> PackageReport:
     """Build the platform's function archive at `output`."""
     platform = _platform(platform_name)
+    if architecture not in ARCHITECTURES:
+        raise ConfigurationError(f"unknown architecture {architecture!r}; choose one of: {', '.join(ARCHITECTURES)}")
     infra_dir = PACKAGE_ROOT.parent / "infra" / platform.name
     if not infra_dir.is_dir():
         raise ConfigurationError(f"{infra_dir} not found: run `push-pool package` from a push-pools source checkout")
@@ -112,8 +114,6 @@ def _copy_package(platform: Platform, target: Path) -> None:
 
 def _vendor(requirements: list[str], target: Path, architecture: str) -> None:
     """Install manylinux wheels for Lambda's Python into the archive root."""
-    if architecture not in ARCHITECTURES:
-        raise ConfigurationError(f"unknown architecture {architecture!r}; choose one of: {', '.join(ARCHITECTURES)}")
     if not requirements:
         return
     machine = ARCHITECTURES[architecture]

@@ -3,7 +3,8 @@
 A base job template is `{"job_configuration": {...}, "variables": <JSON schema>}`. Rendering a job:
 
 1. `merge_job_variables` — pool defaults (the schema's non-null defaults) < deployment < flow run; `env` is
-   merged key by key, every other key is replaced whole.
+   merged key by key, every other key is replaced whole. `expand_dotted_keys` reads `{"env.FOO": "1"}` as
+   `{"env": {"FOO": "1"}}`, as Prefect does.
 2. `validate_job_variables` — the merged values against the `variables` schema, with messages that name the
    variable and the rule.
 3. `render_job_configuration` — every placeholder in `job_configuration` is replaced, in one pass:
@@ -12,7 +13,9 @@ A base job template is `{"job_configuration": {...}, "variables": <JSON schema>}
    - placeholders inside a longer string are replaced by the value's text (JSON for dicts and lists, nothing for
      a missing or null value);
    - `{{ a.b[0].c }}` reads a path into the value; `{{ $NAME }}` reads the `environ` mapping passed in;
-   - values are inserted, never rendered again: a job variable containing `{{ x }}` stays literal.
+   - values are inserted, never rendered again: a job variable containing `{{ x }}` stays literal;
+   - an `env` written out as a dict in `job_configuration` gets the `env` job variable merged into it.
+4. `unused_job_variables` — the job variables no placeholder reads, to warn about.
 """
 
 from __future__ import annotations
@@ -128,6 +131,35 @@ def merge_job_variables(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
     return merged
 
 
+def expand_dotted_keys(values: Mapping[str, Any]) -> dict[str, Any]:
+    """`{"env.FOO": "1"}` → `{"env": {"FOO": "1"}}`, as Prefect reads job variables. Where a dotted key and a
+    nested one say the same thing, the nested one wins."""
+    expanded: dict[str, Any] = {}
+    for key, value in values.items():
+        if "." in key:
+            *parents, leaf = key.split(".")
+            node = expanded
+            for parent in parents:
+                child = node.get(parent)
+                node[parent] = child = child if isinstance(child, dict) else {}
+                node = child
+            node[leaf] = value
+    for key, value in values.items():
+        if "." not in key:
+            current = expanded.get(key)
+            both_dicts = isinstance(current, dict) and isinstance(value, dict)
+            expanded[key] = _deep_merge(current, value) if both_dicts else value
+    return expanded
+
+
+def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        current = merged.get(key)
+        merged[key] = _deep_merge(current, value) if isinstance(current, dict) and isinstance(value, dict) else value
+    return merged
+
+
 def validate_job_variables(template: Mapping[str, Any], values: Mapping[str, Any], *, partial: bool = False) -> None:
     """Check job variables against the template's `variables` schema.
 
@@ -153,12 +185,20 @@ def render_job_configuration(
     if not isinstance(job_configuration, dict):
         raise TemplateError("the base job template has no 'job_configuration' object")
     rendered: dict[str, Any] = _render(job_configuration, values, environ or {})
+    literal_env, env = job_configuration.get("env"), values.get("env")
+    if isinstance(literal_env, dict) and isinstance(env, dict):
+        # Prefect merges the env job variable into an env written out in the template (unrendered: values are
+        # never rendered again).
+        rendered["env"] = rendered["env"] | env
     return rendered
 
 
 def unused_job_variables(template: Mapping[str, Any], names: Iterable[str]) -> list[str]:
     """The given job variables that no placeholder of the template reads: reported, never silently dropped."""
-    used = {root_variable(name) for name in find_placeholders(template.get("job_configuration", {}))}
+    job_configuration = template.get("job_configuration", {})
+    used = {root_variable(name) for name in find_placeholders(job_configuration)}
+    if isinstance(job_configuration, dict) and isinstance(job_configuration.get("env"), dict):
+        used.add("env")
     return sorted(set(names) - used)
 
 

@@ -9,6 +9,7 @@ import pytest
 from push_pools.errors import JobVariablesError, TemplateError
 from push_pools.templating import (
     check_base_job_template,
+    expand_dotted_keys,
     find_placeholders,
     lookup,
     merge_job_variables,
@@ -157,6 +158,28 @@ def test_schema_defaults_skip_null_defaults() -> None:
 )
 def test_merge_job_variables(layers: tuple[dict[str, Any] | None, ...], expected: dict[str, Any]) -> None:
     assert merge_job_variables(*layers) == expected
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"env.FOO": "1"}, {"env": {"FOO": "1"}}),
+        ({"env.FOO": "1", "env": {"BAR": "2"}}, {"env": {"FOO": "1", "BAR": "2"}}),
+        ({"env.FOO": "dotted", "env": {"FOO": "nested"}}, {"env": {"FOO": "nested"}}),
+        ({"a.b.c": 1, "a.b.d": 2}, {"a": {"b": {"c": 1, "d": 2}}}),
+        ({"a.b": 1, "a": 5}, {"a": 5}),
+        ({"cpu": 1}, {"cpu": 1}),
+    ],
+)
+def test_dotted_keys_expand_like_prefects(values: dict[str, Any], expected: dict[str, Any]) -> None:
+    assert expand_dotted_keys(values) == expected
+
+
+def test_a_literal_env_dict_in_the_template_takes_the_env_variable() -> None:
+    template = {"job_configuration": {"env": {"FIXED": "yes", "NAME": "{{ name }}"}}, "variables": {}}
+    rendered = render_job_configuration(template, {"name": "n", "env": {"EXTRA": "{{ name }}"}})
+    assert rendered["env"] == {"FIXED": "yes", "NAME": "n", "EXTRA": "{{ name }}"}
+    assert unused_job_variables(template, ["env"]) == []
 
 
 def test_merge_does_not_modify_its_inputs() -> None:

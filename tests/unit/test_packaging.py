@@ -1,0 +1,62 @@
+"""The function packages: what goes in, what stays out, and that the same sources give the same bytes."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from push_pools.errors import ConfigurationError
+from push_pools.packaging import PLATFORMS, build_package, function_requirements
+
+
+def names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[<>=!~\[;, ]", requirement, maxsplit=1)[0].lower() for requirement in requirements}
+
+
+def test_each_platform_gets_the_core_and_only_its_own_sdk() -> None:
+    aws, gcp, azure = (names(function_requirements(PLATFORMS[p])) for p in ("aws", "gcp", "azure"))
+    core = {"pydantic", "pydantic-settings", "tenacity", "jsonschema", "httpx"}
+    assert core <= aws
+    assert core <= gcp
+    assert core <= azure
+    for cli_only in ("typer", "rich", "pyyaml"):
+        assert cli_only not in aws | gcp | azure
+    assert "boto3" not in aws, "the Lambda runtime provides boto3"
+    assert "google-cloud-run" in gcp
+    assert not {n for n in gcp if n.startswith(("azure", "boto"))}
+    assert "azure-mgmt-containerinstance" in azure
+    assert not {n for n in azure if n.startswith(("google", "boto"))}
+
+
+def test_the_azure_package(tmp_path: Path) -> None:
+    report = build_package("azure", tmp_path / "azure.zip")
+    with zipfile.ZipFile(report.path) as archive:
+        entries = set(archive.namelist())
+        requirements = archive.read("requirements.txt").decode().split()
+    assert {"function_app.py", "host.json", "requirements.txt", "push_pools/__init__.py"} <= entries
+    assert "push_pools/templates/aci.json" in entries
+    assert any(entry.startswith("push_pools/backends/aci") for entry in entries)
+    assert not any(entry.startswith(("push_pools/cli/", "push_pools/testing.py")) for entry in entries)
+    assert not any("/ecs" in entry or "/cloud_run" in entry or "aws_lambda" in entry for entry in entries)
+    assert not any("__pycache__" in entry for entry in entries)
+    assert names(requirements) == names(function_requirements(PLATFORMS["azure"]))
+    assert report.size_bytes == report.path.stat().st_size
+    assert report.files == len(entries)
+
+
+def test_packages_are_reproducible(tmp_path: Path) -> None:
+    first = build_package("azure", tmp_path / "a.zip")
+    second = build_package("azure", tmp_path / "b.zip")
+    assert first.path.read_bytes() == second.path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("platform", "architecture", "message"),
+    [("solaris", "x86_64", "unknown platform 'solaris'"), ("aws", "sparc", "unknown architecture 'sparc'")],
+)
+def test_bad_platforms_and_architectures(tmp_path: Path, platform: str, architecture: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        build_package(platform, tmp_path / "x.zip", architecture=architecture)
