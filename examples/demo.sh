@@ -17,34 +17,36 @@ push-pool ls
 step "What a run of 'compute' would execute (push-pool preview: renders, touches nothing)"
 push-pool preview local --deployment compute
 
-step "Schedule runs: three now, one in 3 seconds, and two 'report' runs"
+step "Schedule runs: three now, one in 8 seconds, and two 'report' runs"
 run_id hello >/dev/null
 run_id flaky >/dev/null
 long_job=$(run_id long-job)
-run_id compute --in 3s >/dev/null
+run_id compute --in 8s >/dev/null
+compute_due=$(( $(date +%s) + 8 ))
 run_id report >/dev/null  # no report_date: the pool's template requires one, so this run will crash
 if ! push-pool run report --job-variables '{"report_date": "yesterday"}'; then
   echo "(refused at once: 'yesterday' is not a YYYY-MM-DD date)"
 fi
 push-pool runs ls
 
-step "Tick 1: submit the due runs (the report without its date crashes with the reason)"
+step "Tick 1: submit the due runs (the report without its date crashes, with the reason)"
 push-pool dispatch
 sleep 1
 
-step "Cancel the long job while it runs"
-push-pool runs cancel "$long_job"
-
-step "Tick 2: read exit codes (0 → COMPLETED, otherwise CRASHED) and stop the cancelled job"
+step "Tick 2: read the processes (exit 0 → COMPLETED, non-zero → CRASHED, alive → RUNNING)"
 push-pool dispatch
 push-pool runs ls
-sleep 3
 
-step "Tick 3: 'compute' is due now"
+step "Cancel the long job while it runs; tick 3 stops it"
+push-pool runs cancel "$long_job"
+push-pool dispatch
+
+step "Tick 4: 'compute' is due now"
+sleep $(( compute_due - $(date +%s) > 0 ? compute_due - $(date +%s) : 0 ))
 push-pool dispatch
 sleep 1
 
-step "Tick 4: it finished"
+step "Tick 5: it finished"
 push-pool dispatch
 push-pool runs ls
 

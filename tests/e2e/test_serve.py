@@ -4,10 +4,16 @@ in-process queue, the periodic tick, and bad requests answered before anything i
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -123,3 +129,19 @@ def test_a_request_without_content_length_is_refused(served: tuple[LocalFunction
         connection.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer serve-secret\r\n\r\n")
         answer = connection.recv(4096).decode()
     assert answer.startswith("HTTP/1.0 411") or answer.startswith("HTTP/1.1 411")
+
+
+def test_the_serve_command_runs_until_sigterm(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "push-pool"
+    env = {**os.environ, "PUSH_POOL_HOME": str(tmp_path), "PUSH_POOL_WEBHOOK_SECRET": SECRET, "COLUMNS": "200"}
+    server = subprocess.Popen([script, "serve", "--port", "0"], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        address = re.search(r"http://[\d.]+:\d+", line)
+        assert address is not None, line
+        response = httpx.post(address.group(0), json={"action": "tick"}, headers={"Authorization": f"Bearer {SECRET}"})
+        assert response.status_code == 200
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=20) == 0
