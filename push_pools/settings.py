@@ -23,6 +23,12 @@ class Settings(BaseSettings):
         default="local",
         description="Where pools, deployments and runs live: the embedded SQLite store or a Prefect API.",
     )
+    prefect_work_pools: list[str] = Field(
+        default_factory=list,
+        description="With the prefect orchestrator: the Prefect work pools this executor serves, as a JSON list of "
+        'names (["etl", "reports"]). Empty: every ecs:push, cloud-run-v2:push and azure-container-instance:push '
+        "pool of a self-hosted server. Required on Prefect Cloud, which serves :push pools itself.",
+    )
     webhook_secret: SecretStr | None = Field(
         default=None,
         description="Shared secret for webhook requests: sent as a bearer token or used for HMAC signatures.",
@@ -65,6 +71,17 @@ class Settings(BaseSettings):
         ge=0,
         description="A cancelled local process gets this long after SIGTERM before SIGKILL.",
     )
+    aci_retention_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        description="Finished ACI container groups are deleted this long after their container ended (ACI allows "
+        "100 groups per region); keep it above a few tick intervals so the tick reads each exit code first.",
+    )
+    aci_resource_groups: list[str] = Field(
+        default_factory=list,
+        description="Resource groups whose finished ACI container groups the tick deletes, as a JSON list of ids "
+        '(["/subscriptions/S/resourceGroups/RG"]); groups this instance submitted to are swept as well.',
+    )
     gcp_project: str | None = Field(
         default=None,
         description="Google Cloud project of cloud-run pools whose job configuration names none (Prefect's "
@@ -75,6 +92,11 @@ class Settings(BaseSettings):
         gt=0,
         description="A Cloud Run job made by push-pools with no execution started or running for this long is "
         "deleted by the tick's sweep (jobs are reused across runs; a project holds at most 1,000).",
+    )
+    cloud_run_locations: list[str] = Field(
+        default_factory=list,
+        description="Cloud Run locations whose idle push-pools jobs the tick deletes, as a JSON list "
+        '(["projects/P/locations/us-central1"]); locations this instance used are swept as well.',
     )
 
     @property

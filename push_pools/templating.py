@@ -147,8 +147,10 @@ def expand_dotted_keys(values: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in values.items():
         if "." not in key:
             current = expanded.get(key)
-            both_dicts = isinstance(current, dict) and isinstance(value, dict)
-            expanded[key] = _deep_merge(current, value) if both_dicts else value
+            if isinstance(current, dict) and isinstance(value, dict):
+                expanded[key] = _deep_merge(current, value)
+            else:
+                expanded[key] = value
     return expanded
 
 

@@ -1,0 +1,1 @@
+"""Azure Container Instances benchmarks: `.venv/bin/python -m bench.azure`."""

@@ -1,0 +1,3 @@
+from bench.azure.burst import main
+
+main()

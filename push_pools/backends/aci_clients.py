@@ -1,0 +1,61 @@
+"""The ARM clients of the ACI backend, and how fast it may create: built once per function instance.
+
+SDK retries are off (`retry_total=0`): the dispatcher owns retries and their deadline, and a 429's Retry-After
+reaches it instead of being slept on inside the SDK. Timeouts: 10 s to connect, 30 s to read (the SDK's default
+read timeout, 300 s, would outlast the function).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+    from azure.mgmt.containerinstance import ContainerInstanceManagementClient
+
+ARM_ENDPOINT = "https://management.azure.com"
+CLIENT_OPTIONS: dict[str, Any] = {"retry_total": 0, "connection_timeout": 10, "read_timeout": 30}
+
+
+class ArmClients:
+    """One ContainerInstanceManagementClient per subscription, built on first use and kept for the instance."""
+
+    def __init__(self, credential: TokenCredential, *, base_url: str = ARM_ENDPOINT, **options: Any) -> None:
+        self._credential = credential
+        self._base_url = base_url
+        self._options = CLIENT_OPTIONS | options
+        self._clients: dict[str, ContainerInstanceManagementClient] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, subscription_id: str) -> ContainerInstanceManagementClient:
+        from azure.mgmt.containerinstance import ContainerInstanceManagementClient
+
+        with self._lock:
+            client = self._clients.get(subscription_id)
+            if client is None:
+                client = ContainerInstanceManagementClient(
+                    self._credential, subscription_id, base_url=self._base_url, **self._options
+                )
+                self._clients[subscription_id] = client
+            return client
+
+
+class CreateThrottle:
+    """Remembers ARM's Retry-After for creates, per subscription, so a throttled burst stops calling at once."""
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._monotonic = monotonic
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def remaining(self, subscription_id: str) -> float:
+        with self._lock:
+            return max(0.0, self._until.get(subscription_id, 0.0) - self._monotonic())
+
+    def hold(self, subscription_id: str, seconds: float) -> None:
+        with self._lock:
+            until = self._monotonic() + seconds
+            self._until[subscription_id] = max(until, self._until.get(subscription_id, 0.0))

@@ -1,0 +1,94 @@
+"""What a container group's reading means for its run, Retry-After parsing, and the error classification."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+
+from push_pools.backends.aci_errors import parse_retry_after
+from push_pools.backends.aci_status import GroupReading, infrastructure_status, is_finished, is_starting, last_lines
+from push_pools.models import InfrastructureState
+
+S = InfrastructureState
+
+
+@pytest.mark.parametrize(
+    ("reading", "state", "exit_code"),
+    [
+        (GroupReading("Pending", None, None), S.STARTING, None),
+        (GroupReading("Creating", "Pending", "Waiting", detail_status="Pulling"), S.STARTING, None),
+        (GroupReading("Succeeded", "Running", "Running"), S.RUNNING, None),
+        (GroupReading("Succeeded", "Succeeded", "Terminated", exit_code=0), S.SUCCEEDED, 0),
+        (GroupReading("Succeeded", "Failed", "Terminated", exit_code=2), S.FAILED, 2),
+        (GroupReading("Succeeded", "Failed", "Terminated", exit_code=None), S.FAILED, None),
+        (GroupReading("Failed", "Failed", "Waiting", events=("Failed to pull image",)), S.FAILED, None),
+        (GroupReading("Succeeded", "Stopped", "Running"), S.CANCELLED, None),
+        (GroupReading("Succeeded", "Stopped", "Terminated", exit_code=137), S.FAILED, 137),
+        (GroupReading("Deleting", None, "Running"), S.GONE, None),
+        (GroupReading(None, None, None), S.STARTING, None),
+    ],
+)
+def test_readings_map_to_infrastructure_states(reading: GroupReading, state: S, exit_code: int | None) -> None:
+    status = infrastructure_status(reading)
+    assert status.state is state
+    assert status.exit_code == exit_code
+
+
+def test_a_failure_message_has_the_detail_the_last_event_and_the_last_log_lines() -> None:
+    reading = GroupReading("Succeeded", "Failed", "Terminated", exit_code=1, detail_status="Error", events=("a", "b"))
+    logs = "\n".join(f"line {i}" for i in range(100)) + "\nTraceback: boom\n"
+    message = infrastructure_status(reading, logs).message or ""
+    assert message.startswith("Error; last event: b; last log lines:\n")
+    assert message.endswith("Traceback: boom")
+    assert "line 81" in message
+    assert "line 80" not in message, "only the last 20 lines"
+
+
+def test_a_failure_message_is_bounded() -> None:
+    reading = GroupReading("Succeeded", "Failed", "Terminated", exit_code=1)
+    message = infrastructure_status(reading, "x" * 10_000).message or ""
+    assert len(message) <= 2000
+
+
+def test_a_failure_without_details_still_says_something() -> None:
+    assert infrastructure_status(GroupReading("Failed")).message == "the container group failed"
+
+
+def test_last_lines() -> None:
+    assert last_lines("a\nb\nc\n", lines=2) == "b\nc"
+    assert last_lines("abcdef", limit=4) == "…def"
+    assert last_lines("") == ""
+
+
+@pytest.mark.parametrize(
+    ("reading", "finished", "starting"),
+    [
+        (GroupReading("Succeeded", "Running", "Running"), False, False),
+        (GroupReading("Pending"), False, True),
+        (GroupReading("Succeeded", "Succeeded", "Terminated", exit_code=0), True, False),
+        (GroupReading("Failed"), True, False),
+        (GroupReading("Succeeded", "Stopped"), True, False),
+        (GroupReading("Succeeded"), False, False),
+    ],
+)
+def test_finished_and_starting(reading: GroupReading, finished: bool, starting: bool) -> None:
+    assert is_finished(reading) is finished
+    assert is_starting(reading) is starting
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [(None, None), ("", None), ("0", 0.0), ("17", 17.0), ("2.5", 2.5), ("-3", 0.0), ("soon", None)],
+)
+def test_retry_after_in_seconds(header: str | None, expected: float | None) -> None:
+    assert parse_retry_after(header) == expected
+
+
+def test_retry_after_as_an_http_date() -> None:
+    later = datetime.now(UTC) + timedelta(seconds=30)
+    seconds = parse_retry_after(format_datetime(later, usegmt=True))
+    assert seconds is not None
+    assert 25 <= seconds <= 31
+    assert parse_retry_after(format_datetime(datetime.now(UTC) - timedelta(hours=1), usegmt=True)) == 0.0
