@@ -54,4 +54,4 @@ bench: $(VENV)/.dev
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) $(PREFECT_VENV) dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) $(PREFECT_VENV) $(PREFECT_WORKERS_VENV) dist .pytest_cache .mypy_cache .ruff_cache

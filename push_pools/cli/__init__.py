@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
+from pydantic import ValidationError
 from rich.markup import escape
 
-from push_pools.cli import apply, deployments, function, pools, runs
+from push_pools.cli import apply, deployments, function, pools, prefect, runs
 from push_pools.cli.output import console, errors
 from push_pools.errors import PushPoolError
 
@@ -40,6 +40,8 @@ app.command("run")(runs.run)
 app.add_typer(runs.app, name="runs")
 app.command()(function.dispatch)
 app.command()(function.serve)
+app.command("import")(prefect.import_pool)
+app.add_typer(prefect.app, name="prefect")
 
 
 @app.command()
@@ -57,20 +59,17 @@ def package(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The console script: run the CLI and turn errors into exit codes."""
+    """The console script: run the CLI and turn errors into exit codes. Typer reports usage errors itself (2)."""
     try:
-        result = typer.main.get_command(app).main(args=argv, prog_name="push-pool", standalone_mode=False)
-    except click.exceptions.UsageError as exc:
-        exc.show()
-        return 2
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
-        errors.print("Aborted.")
-        return 1
+        typer.main.get_command(app).main(args=argv, prog_name="push-pool", standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     except PushPoolError as exc:
         errors.print("[red]Error:[/red]", escape(str(exc)), soft_wrap=True)
+        return 1
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        errors.print("[red]Error:[/red]", escape(f"invalid {exc.title}: {problems}"), soft_wrap=True)
         return 1
     except Exception as exc:  # a bug: still one line, with the traceback on request
         if os.environ.get("PUSH_POOL_DEBUG"):
@@ -78,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         errors.print("[red]Unexpected error:[/red]", escape(f"{type(exc).__name__}: {exc}"), soft_wrap=True)
         errors.print("Set PUSH_POOL_DEBUG=1 to see the traceback.")
         return 1
-    return result if isinstance(result, int) else 0
+    return 0
 
 
 def entry_point() -> None:

@@ -6,9 +6,11 @@ self-hosted server behind basic auth), from the environment first, then from the
 (`$PREFECT_HOME/profiles.toml`, `PREFECT_PROFILE` or the file's `active` entry), so a machine set up with
 `prefect config set` or `prefect cloud login` works as it is.
 
-Errors, in push-pools' tree: a connection failure, a timeout, HTTP 5xx or 429 is retried briefly (honouring
-`Retry-After`) and then raised as `OrchestratorUnavailableError`; 401/403 as `OrchestratorError` naming the
-credentials; 404 as `NotFoundError`; anything else the API refuses as `OrchestratorError` with its detail.
+Errors, in push-pools' tree: a connection failure, a timeout, HTTP 5xx or 429 is retried briefly (6 tries,
+jittered exponential backoff capped at 4 s, longer when `Retry-After` says so, up to 10 s: a SQLite-backed server
+answers 503 while its database is busy, which happens under a burst of claims) and then raised as
+`OrchestratorUnavailableError`; 401/403 as `OrchestratorError` naming the credentials; 404 as `NotFoundError`;
+409 as `AlreadyExistsError`; anything else the API refuses as `OrchestratorError` with Prefect's own detail.
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ class _WaitRetryAfter(wait_base):
     """Short jittered backoff, lengthened to the server's Retry-After (capped, so a call stays brief)."""
 
     def __init__(self, cap: float) -> None:
-        self._jitter = wait_random_exponential(multiplier=0.2, max=cap)
+        self._jitter = wait_random_exponential(multiplier=0.25, max=cap)
 
     def __call__(self, retry_state: RetryCallState) -> float:
         hint = 0.0
@@ -136,8 +138,8 @@ class PrefectApi:
         connection: PrefectConnection,
         *,
         timeout: float = 15.0,
-        attempts: int = 4,
-        backoff_max_seconds: float = 2.0,
+        attempts: int = 6,
+        backoff_max_seconds: float = 4.0,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
@@ -234,10 +236,12 @@ def _detail(response: httpx.Response) -> str:
         body = response.json()
     except ValueError:
         return response.text[:_DETAIL_CHARS] or response.reason_phrase
-    if isinstance(body, dict):
-        detail = body.get("detail") or body.get("exception_message") or body
-        return str(detail)[:_DETAIL_CHARS]
-    return str(body)[:_DETAIL_CHARS]
+    if not isinstance(body, dict):
+        return str(body)[:_DETAIL_CHARS]
+    detail = str(body.get("detail") or body.get("exception_message") or body)
+    # A 422 says what is wrong in `exception_detail`: `[{"loc": [...], "msg": "..."}]`.
+    problems = [str(item.get("msg")) for item in body.get("exception_detail") or [] if isinstance(item, dict)]
+    return "; ".join([detail, *problems])[:_DETAIL_CHARS]
 
 
 def _retry_after(value: str | None) -> float | None:

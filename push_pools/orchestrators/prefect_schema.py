@@ -28,6 +28,8 @@ PUSH_TYPES = {"ecs": "ecs:push", "cloud-run": "cloud-run-v2:push", "aci": "azure
 WORKER_TYPES = {"process": "process", "ecs": "ecs", "cloud-run": "cloud-run-v2", "aci": "azure-container-instance"}
 _FROM_PREFECT = {prefect: ours for ours, prefect in (*PUSH_TYPES.items(), *WORKER_TYPES.items())}
 UNSERVED_PREFIX = "prefect:"
+FLOW_RUN_COMMAND = "prefect flow-run execute"
+"""What a Prefect worker runs in the container: the flow run is read from `PREFECT__FLOW_RUN_ID`."""
 PAUSED = "PAUSED"
 
 STATE_NAMES = {
@@ -153,6 +155,12 @@ def state_from_api(data: dict[str, Any]) -> State:
     )
 
 
+def history_from_api(entries: list[dict[str, Any]]) -> list[State]:
+    """A run's states from `GET /flow_run_states/`, oldest first."""
+    states = [state_from_api(entry) for entry in entries]
+    return sorted(states, key=lambda state: state.timestamp)
+
+
 def flow_run_from_api(
     data: dict[str, Any],
     *,
@@ -165,7 +173,9 @@ def flow_run_from_api(
     state = _current_state(data)
     run_count = int(data.get("run_count") or 0)
     attempt = run_count + 1 if state.type in _NOT_STARTED else max(run_count, 1)
-    expected = parse_time(data.get("expected_start_time") or data.get("next_scheduled_start_time"))
+    # A SCHEDULED run is due at its current schedule (a retry delay, a concurrency wait), not its first one.
+    scheduled = data.get("next_scheduled_start_time") if state.type is StateType.SCHEDULED else None
+    expected = parse_time(scheduled or data.get("expected_start_time"))
     return FlowRun(
         id=data["id"],
         name=data["name"],
@@ -179,7 +189,7 @@ def flow_run_from_api(
         job_variables=dict(data.get("job_variables") or {}),
         infrastructure_pid=data.get("infrastructure_pid") or None,
         attempt=attempt,
-        state_history=[state_from_api(entry) for entry in history or ()],
+        state_history=history_from_api(history or []),
     )
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks of the Prefect orchestrator: `python -m bench.prefect`."""

@@ -1,0 +1,3 @@
+from bench.prefect.lateness import main
+
+main()

@@ -1,0 +1,207 @@
+"""Prefect as the orchestrator: a self-hosted Prefect server or Prefect Cloud, through its REST API.
+
+Set `PUSH_POOL_ORCHESTRATOR=prefect` and Prefect's own `PREFECT_API_URL` (plus `PREFECT_API_KEY` for Prefect
+Cloud, or `PREFECT_API_AUTH_STRING` for a self-hosted server behind basic auth). push-pools then does what a
+Prefect worker does, from a function, with nothing to host:
+
+- due runs come from `POST /work_pools/{name}/get_scheduled_flow_runs` (which honours Prefect's pool and queue
+  concurrency limits, pauses and in-process retries); push-pools checks each run's start time itself, because
+  Prefect accepts PENDING before it;
+- a run is claimed by proposing PENDING with a transition id derived from the run and its attempt. ACCEPT is a
+  claim. Prefect answers a repeated transition id with REJECT (ABORT once the run moved on): when the run's
+  PENDING state carries our transition id, an earlier push-pools claim holds it (HELD) and the dispatcher goes on
+  idempotently; any other refusal means a rival (a Prefect worker) has the run, or a deployment concurrency limit
+  sent it back to wait (AT_LIMIT);
+- after the submission the run gets its `infrastructure_pid` (in Prefect's format) and worker labels; a
+  permanent failure makes it CRASHED with the reason; the flow itself reports RUNNING and how it ended;
+- a run given back (a transient failure outlasting the retries, an orphan being recovered) goes PENDING →
+  SCHEDULED at its original time, then is claimed again with the same transition id, which Prefect accepts;
+- every tick sends a heartbeat of the worker `push-pools` to each pool, so Prefect shows the pool READY.
+
+Which pools are served: those named in `PUSH_POOL_PREFECT_WORK_POOLS`, or, when it is empty, every push pool
+(`ecs:push`, `cloud-run-v2:push`, `azure-container-instance:push`) whose backend this build has. On Prefect Cloud
+the list is required: Prefect Cloud serves `:push` pools itself, so push-pools creates worker-type pools there.
+Deployments are Prefect's: make them with `prefect deploy` or `flow.deploy(work_pool_name=...)`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+from push_pools.models import TERMINAL_STATES, FlowRun, StateType
+from push_pools.orchestrators.base import ClaimResult, RunEnvironment
+from push_pools.orchestrators.prefect_api import PrefectApi, PrefectConnection
+from push_pools.orchestrators.prefect_catalog import WORKER_NAME, PrefectCatalog, no_pool, no_run, pool_path
+from push_pools.orchestrators.prefect_schema import (
+    FLOW_RUN_COMMAND,
+    claim_transition_id,
+    release_transition_id,
+    state_request,
+)
+from push_pools.settings import Settings
+
+__all__ = ["FLOW_RUN_COMMAND", "WORKER_NAME", "PrefectOrchestrator"]
+
+logger = logging.getLogger("push_pools.orchestrators.prefect")
+
+CLAIM_MESSAGE = "Submitting: claimed by push-pools"
+_TERMINAL = frozenset(str(state) for state in TERMINAL_STATES)
+_STILL_OURS = frozenset({"PENDING", "RUNNING", "CANCELLING", "PAUSED", "COMPLETED", "FAILED"})
+"""States in which recorded infrastructure still belongs to the run; any other means the run was taken back."""
+_ACTIVE = ["PENDING", "RUNNING", "CANCELLING"]
+_HISTORY_READERS = 8
+
+
+class PrefectOrchestrator(PrefectCatalog):
+    """Prefect's REST API behind the Orchestrator and Catalog protocols."""
+
+    reports_flow_states = True
+
+    def __init__(
+        self, api: PrefectApi, *, served_pools: Collection[str] = (), heartbeat_interval_seconds: float = 60.0
+    ) -> None:
+        super().__init__(api, served_pools=tuple(served_pools))
+        self.heartbeat_interval_seconds = heartbeat_interval_seconds
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PrefectOrchestrator:
+        return cls(
+            PrefectApi(PrefectConnection.from_environment()),
+            served_pools=settings.prefect_work_pools,
+            heartbeat_interval_seconds=settings.tick_interval_seconds,
+        )
+
+    # ---- finding work -------------------------------------------------------------------------------------
+
+    def scheduled_runs(self, pool_name: str, before: datetime, limit: int) -> list[FlowRun]:
+        """Due runs as a Prefect worker gets them, keeping those whose start time has come, with their history."""
+        body = {"scheduled_before": before.isoformat(), "limit": limit}
+        found = self.api.post(f"{pool_path(pool_name)}/get_scheduled_flow_runs", body, missing=no_pool(pool_name))
+        runs = [self.flow_run(item["flow_run"], pool_name=pool_name) for item in found]
+        due = sorted(
+            (run for run in runs if run.state.type is StateType.SCHEDULED and run.is_due(before)),
+            key=lambda run: run.expected_start_time,
+        )
+        if not due:
+            return []
+        with ThreadPoolExecutor(max_workers=min(len(due), _HISTORY_READERS)) as executor:
+            return list(executor.map(self.with_history, due))
+
+    def runs_in_state(self, pool_name: str, state: StateType, limit: int) -> list[FlowRun]:
+        return self.filter_runs(pool_name, state, limit, "EXPECTED_START_TIME_ASC")
+
+    # ---- claiming and recording ---------------------------------------------------------------------------
+
+    def claim_run(self, run: FlowRun, now: datetime, concurrency_limit: int | None) -> ClaimResult:
+        """Propose PENDING with the run's claim transition id; see the module docstring for the answers."""
+        if concurrency_limit is not None and self._active_runs(run.pool_name) >= concurrency_limit:
+            return ClaimResult.AT_LIMIT
+        transition_id = claim_transition_id(run.id, run.attempt)
+        request = state_request(StateType.PENDING, CLAIM_MESSAGE, transition_id=transition_id)
+        result = self.api.post(f"flow_runs/{run.id}/set_state", request, missing=no_run(run.id))
+        state = result.get("state") or {}
+        if result.get("status") == "ACCEPT":
+            return ClaimResult.CLAIMED
+        if state.get("type") == "PENDING" and _transition_id(state) == transition_id:
+            return ClaimResult.HELD
+        if result.get("status") == "REJECT" and state.get("type") == "SCHEDULED":
+            return ClaimResult.AT_LIMIT
+        return ClaimResult.REFUSED
+
+    def release_run(self, run: FlowRun, message: str) -> bool:
+        """PENDING → SCHEDULED at the run's scheduled time, if it is still PENDING with no infrastructure."""
+        data = self.read_run(run.id)
+        state = data.get("state") or {}
+        if data.get("state_type") != "PENDING" or data.get("infrastructure_pid") or not state.get("id"):
+            return False
+        scheduled = (state.get("state_details") or {}).get("scheduled_time") or data.get("expected_start_time")
+        request = state_request(StateType.SCHEDULED, message, transition_id=release_transition_id(state["id"]))
+        request["state"]["state_details"]["scheduled_time"] = scheduled
+        result = self.api.post(f"flow_runs/{run.id}/set_state", request, missing=no_run(run.id))
+        return bool(result.get("status") == "ACCEPT")
+
+    def record_submission(self, run: FlowRun, infrastructure_pid: str, message: str | None) -> bool:
+        """Store the infrastructure id, then read whether the run is still ours; label it like a worker's run.
+
+        The id is written first, so that a cancellation racing with this call always finds something to stop.
+        """
+        self.api.patch(f"flow_runs/{run.id}", {"infrastructure_pid": infrastructure_pid}, missing=no_run(run.id))
+        data = self.read_run(run.id)
+        if data.get("state_type") not in _STILL_OURS:
+            return False
+        labels = {"prefect.worker.name": WORKER_NAME, "prefect.work-pool.name": run.pool_name}
+        if data.get("work_pool_id"):
+            labels["prefect.work-pool.id"] = str(data["work_pool_id"])
+        self.api.patch(f"flow_runs/{run.id}/labels", labels, missing=no_run(run.id))
+        if message:
+            logger.info("run %s: %s", run.id, message)
+        return True
+
+    def set_state(
+        self,
+        run: FlowRun,
+        state: StateType,
+        message: str | None = None,
+        *,
+        only_from: Collection[StateType] | None = None,
+    ) -> bool:
+        """Best effort, as Prefect has no conditional write: read the run, check its state, then propose."""
+        current = self.read_run(run.id).get("state_type")
+        if current in _TERMINAL or (only_from is not None and current not in {str(s) for s in only_from}):
+            return False
+        result = self.api.post(f"flow_runs/{run.id}/set_state", state_request(state, message), missing=no_run(run.id))
+        return bool(result.get("status") == "ACCEPT")
+
+    def record_tick(self, pool_name: str, now: datetime) -> None:
+        body = {"name": WORKER_NAME, "heartbeat_interval_seconds": max(1, round(self.heartbeat_interval_seconds))}
+        self.api.post(f"{pool_path(pool_name)}/workers/heartbeat", body, missing=no_pool(pool_name))
+
+    def _active_runs(self, pool_name: str) -> int:
+        query = {"work_pools": {"name": {"any_": [pool_name]}}, "flow_runs": {"state": {"type": {"any_": _ACTIVE}}}}
+        return int(self.api.post("flow_runs/count", query))
+
+    # ---- the job's environment ----------------------------------------------------------------------------
+
+    def run_environment(self, run: FlowRun) -> RunEnvironment:
+        """What a Prefect worker gives the job: API settings, the run's ids for `prefect flow-run execute` and for
+        attribution, `prefect.io/...` labels, and the default command."""
+        connection = self.api.connection
+        links = self.run_links(run.id)
+        env = {
+            "PREFECT_API_URL": connection.api_url,
+            "PREFECT__FLOW_RUN_ID": run.id,
+            "PREFECT__WORKER_NAME": WORKER_NAME,
+        }
+        if connection.api_key:
+            env["PREFECT_API_KEY"] = connection.api_key
+        if connection.auth_string:
+            env["PREFECT_API_AUTH_STRING"] = connection.auth_string
+        labels = {
+            "prefect.io/flow-run-id": run.id,
+            "prefect.io/flow-run-name": run.name,
+            "prefect.io/work-pool-name": run.pool_name,
+            "prefect.io/worker-name": WORKER_NAME,
+        }
+        attribution = {
+            ("PREFECT__FLOW_ID", "prefect.io/flow-id"): links.get("flow_id"),
+            ("PREFECT__FLOW_NAME", "prefect.io/flow-name"): run.flow_name,
+            ("PREFECT__DEPLOYMENT_ID", "prefect.io/deployment-id"): run.deployment_id,
+            ("PREFECT__DEPLOYMENT_NAME", "prefect.io/deployment-name"): run.deployment_name,
+            (None, "prefect.io/work-pool-id"): links.get("work_pool_id"),
+        }
+        for (variable, label), value in attribution.items():
+            if value:
+                labels[label] = value
+                if variable:
+                    env[variable] = value
+        return RunEnvironment(env=env, labels=labels, command=FLOW_RUN_COMMAND)
+
+
+def _transition_id(state: dict[str, Any]) -> str | None:
+    details = state.get("state_details") or {}
+    value = details.get("transition_id")
+    return str(value) if value else None

@@ -1,0 +1,199 @@
+"""Claims against a real Prefect server: exactly one submission per run among 20 concurrent dispatchers, the
+answers CLAIMED / HELD / REFUSED / AT_LIMIT from Prefect's own orchestration rules, and runs given back (release)
+and recovered (orphans) under the same idempotency key."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from push_pools.dispatcher import Backends, Dispatcher
+from push_pools.errors import TransientSubmissionError
+from push_pools.models import StateType, SubmissionOutcome, SubmissionStatus, WorkPool
+from push_pools.orchestrators.base import ClaimResult
+from push_pools.orchestrators.prefect import PrefectOrchestrator
+from push_pools.orchestrators.prefect_schema import state_request
+from push_pools.settings import Settings
+from push_pools.testing import InMemoryBackend
+from push_pools.tick import tick
+from tests.e2e.prefect.conftest import ScheduleRun, make_orchestrator
+from tests.e2e.prefect.server import PrefectServer
+
+DISPATCHERS = 20
+RUNS = 10
+
+
+@pytest.mark.slow  # 200 deliveries by 20 threads against the SQLite-backed server: about 5 s
+def test_twenty_concurrent_dispatchers_submit_each_run_once(
+    prefect_server: PrefectServer, settings: Settings, backend: InMemoryBackend, schedule_run: ScheduleRun
+) -> None:
+    run_ids = [schedule_run().id for _ in range(RUNS)]
+    orchestrators = [make_orchestrator(prefect_server) for _ in range(DISPATCHERS)]
+    dispatchers = [Dispatcher(o, Backends(settings, {"process": backend}), settings) for o in orchestrators]
+
+    def deliver_all(dispatcher: Dispatcher) -> list[SubmissionOutcome]:
+        order = random.Random(id(dispatcher)).sample(run_ids, len(run_ids))
+        return [dispatcher.submit_run(run_id) for run_id in order]
+
+    with ThreadPoolExecutor(max_workers=DISPATCHERS) as executor:
+        outcomes = [o for batch in executor.map(deliver_all, dispatchers) for o in batch]
+
+    submitted = Counter(o.flow_run_id for o in outcomes if o.status is SubmissionStatus.SUBMITTED)
+    assert submitted == Counter(run_ids), "every run submitted exactly once"
+    assert {o.status for o in outcomes} == {SubmissionStatus.SUBMITTED, SubmissionStatus.SKIPPED}
+    assert backend.calls["submit"] == RUNS, "no second cloud call for any run"
+    for run_id in run_ids:
+        run = orchestrators[0].get_run(run_id)
+        assert run.state.type is StateType.PENDING
+        assert run.infrastructure_pid == f"memory::{run_id}-1"
+    for orchestrator in orchestrators:
+        orchestrator.close()
+
+
+def test_claim_answers_follow_prefects_rules(orchestrator: PrefectOrchestrator, schedule_run: ScheduleRun) -> None:
+    now = datetime.now(UTC)
+    run = orchestrator.get_run(schedule_run().id)
+
+    assert orchestrator.claim_run(run, now, None) is ClaimResult.CLAIMED
+    assert orchestrator.claim_run(run, now, None) is ClaimResult.HELD, "our own transition id: an earlier claim"
+
+    rival = orchestrator.get_run(schedule_run().id)
+    result = orchestrator.api.post(f"flow_runs/{rival.id}/set_state", state_request(StateType.PENDING))
+    assert result["status"] == "ACCEPT"  # a Prefect worker's claim: no transition id of ours
+    assert orchestrator.claim_run(rival, now, None) is ClaimResult.REFUSED
+
+
+def test_a_full_pool_is_at_its_limit(orchestrator: PrefectOrchestrator, schedule_run: ScheduleRun) -> None:
+    now = datetime.now(UTC)
+    first, second = (orchestrator.get_run(schedule_run().id) for _ in range(2))
+    assert orchestrator.claim_run(first, now, 1) is ClaimResult.CLAIMED
+    assert orchestrator.claim_run(second, now, 1) is ClaimResult.AT_LIMIT
+    assert orchestrator.get_run(second.id).state.type is StateType.SCHEDULED
+
+
+def test_a_deployment_concurrency_limit_defers_the_run(
+    orchestrator: PrefectOrchestrator, dispatcher: Dispatcher, schedule_run: ScheduleRun, backend: InMemoryBackend
+) -> None:
+    first = schedule_run()
+    orchestrator.api.patch(f"deployments/{first.deployment_id}", {"concurrency_limit": 1})
+    second = schedule_run()
+
+    assert dispatcher.submit_run(first.id).status is SubmissionStatus.SUBMITTED
+    outcome = dispatcher.submit_run(second.id)
+
+    assert outcome.status is SubmissionStatus.DEFERRED
+    waiting = orchestrator.get_run(second.id)
+    assert (waiting.state.type, waiting.state.name) == (StateType.SCHEDULED, "AwaitingConcurrencySlot")
+    assert backend.calls["submit"] == 1
+
+
+def test_a_transient_failure_gives_the_run_back_and_the_next_try_reuses_its_key(
+    orchestrator: PrefectOrchestrator, settings: Settings, schedule_run: ScheduleRun
+) -> None:
+    failures = iter([True, True, True])
+
+    def flaky(operation: str, _run: object) -> None:
+        if operation == "submit" and next(failures, False):
+            raise TransientSubmissionError("throttled", retry_after=0)
+
+    backend = InMemoryBackend(fail=flaky)
+    dispatcher = Dispatcher(orchestrator, Backends(settings, {"process": backend}), settings, sleep=lambda _: None)
+    run = schedule_run()
+
+    assert dispatcher.submit_run(run.id).status is SubmissionStatus.REQUEUED
+    released = orchestrator.get_run(run.id)
+    assert released.state.type is StateType.SCHEDULED
+    assert released.expected_start_time == run.expected_start_time, "given back at its own time, still due"
+    assert "scheduled again" in (released.state.message or "")
+
+    outcome = dispatcher.submit_run(run.id)
+
+    assert outcome.status is SubmissionStatus.SUBMITTED
+    assert outcome.infrastructure_pid == f"memory::{run.id}-1", "the same idempotency key as the first tries"
+
+
+def test_an_orphan_is_recovered_with_the_same_key(
+    orchestrator: PrefectOrchestrator,
+    settings: Settings,
+    backend: InMemoryBackend,
+    pool: WorkPool,
+    schedule_run: ScheduleRun,
+) -> None:
+    run = orchestrator.get_run(schedule_run().id)
+    assert orchestrator.claim_run(run, datetime.now(UTC), None) is ClaimResult.CLAIMED  # then the function died
+    later = Dispatcher(
+        orchestrator,
+        Backends(settings, {"process": backend}),
+        settings,
+        clock=lambda: datetime.now(UTC) + timedelta(seconds=settings.orphan_timeout_seconds + 1),
+    )
+
+    report = tick(later, pool.name)
+
+    assert [(o.flow_run_id, o.status) for o in report.outcomes] == [(run.id, SubmissionStatus.SUBMITTED)]
+    recovered = orchestrator.get_run(run.id)
+    assert recovered.infrastructure_pid == f"memory::{run.id}-1"
+    assert [s.type for s in recovered.state_history] == [
+        StateType.SCHEDULED,
+        StateType.PENDING,
+        StateType.SCHEDULED,
+        StateType.PENDING,
+    ]
+    assert tick(later, pool.name).outcomes == [], "recovered once"
+
+
+def test_a_release_is_made_once_by_racing_dispatchers(
+    prefect_server: PrefectServer, orchestrator: PrefectOrchestrator, schedule_run: ScheduleRun
+) -> None:
+    run = orchestrator.get_run(schedule_run().id)
+    assert orchestrator.claim_run(run, datetime.now(UTC), None) is ClaimResult.CLAIMED
+    others = [orchestrator] + [make_orchestrator(prefect_server) for _ in range(4)]
+
+    with ThreadPoolExecutor(max_workers=len(others)) as executor:
+        released = list(executor.map(lambda o: o.release_run(run, "orphaned"), others))
+
+    assert released.count(True) == 1
+    assert orchestrator.get_run(run.id).state.type is StateType.SCHEDULED
+    for other in others[1:]:
+        other.close()
+
+
+def test_the_job_gets_what_a_prefect_worker_gives_it(
+    prefect_server: PrefectServer,
+    orchestrator: PrefectOrchestrator,
+    dispatcher: Dispatcher,
+    pool: WorkPool,
+    schedule_run: ScheduleRun,
+) -> None:
+    run = orchestrator.get_run(schedule_run().id)
+    raw = orchestrator.api.get(f"flow_runs/{run.id}")
+
+    job = dispatcher.prepare(run, pool).configuration
+
+    assert job["env"] | {"PREFECT_API_AUTH_STRING": "…"} == {
+        "PREFECT_API_URL": prefect_server.api_url,
+        "PREFECT_API_AUTH_STRING": "…",
+        "PREFECT__FLOW_RUN_ID": run.id,
+        "PREFECT__FLOW_ID": raw["flow_id"],
+        "PREFECT__FLOW_NAME": run.flow_name,
+        "PREFECT__DEPLOYMENT_ID": run.deployment_id,
+        "PREFECT__DEPLOYMENT_NAME": "deployment",
+        "PREFECT__WORKER_NAME": "push-pools",
+    }
+    assert job["env"]["PREFECT_API_AUTH_STRING"] == orchestrator.api.connection.auth_string
+    assert job["labels"] == {
+        "prefect.io/flow-run-id": run.id,
+        "prefect.io/flow-run-name": run.name,
+        "prefect.io/flow-id": raw["flow_id"],
+        "prefect.io/flow-name": run.flow_name,
+        "prefect.io/deployment-id": run.deployment_id,
+        "prefect.io/deployment-name": "deployment",
+        "prefect.io/work-pool-name": pool.name,
+        "prefect.io/work-pool-id": raw["work_pool_id"],
+        "prefect.io/worker-name": "push-pools",
+    }
+    assert job["command"] == "echo hello", "the deployment's command; `prefect flow-run execute` when it has none"
