@@ -1,0 +1,42 @@
+"""Reading Cloud Run resources, pure: an Execution as an InfrastructureStatus, and whether a Job is idle.
+
+Both take the `run_v2` proto messages (or anything with the same attributes), whose unset timestamps are None.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from push_pools.models import InfrastructureState, InfrastructureStatus
+
+FINISHED = frozenset({InfrastructureState.SUCCEEDED, InfrastructureState.FAILED, InfrastructureState.CANCELLED})
+
+
+def execution_status(execution: Any) -> InfrastructureStatus:
+    """An Execution (proto) read as an InfrastructureStatus."""
+    if execution.completion_time is not None:
+        if execution.cancelled_count > 0:
+            return InfrastructureStatus(state=InfrastructureState.CANCELLED, message=_condition_message(execution))
+        if execution.failed_count == 0 and execution.succeeded_count >= max(execution.task_count, 1):
+            return InfrastructureStatus(state=InfrastructureState.SUCCEEDED)
+        message = _condition_message(execution) or f"{execution.failed_count} task(s) failed"
+        return InfrastructureStatus(state=InfrastructureState.FAILED, message=f"Cloud Run execution failed: {message}")
+    if execution.running_count > 0 or execution.start_time is not None:
+        return InfrastructureStatus(state=InfrastructureState.RUNNING)
+    return InfrastructureStatus(state=InfrastructureState.STARTING)
+
+
+def is_idle(job: Any, now: datetime, retention: timedelta) -> bool:
+    """No execution of the job started or finished within `retention`, and its latest one is not running."""
+    latest = job.latest_created_execution
+    if latest.name and latest.completion_time is None:
+        return False
+    moments = [moment for moment in (job.create_time, latest.create_time, latest.completion_time) if moment is not None]
+    return bool(moments) and now - max(moments) >= retention
+
+
+def _condition_message(execution: Any) -> str | None:
+    messages = [condition.message for condition in execution.conditions if condition.message]
+    completed = [condition.message for condition in execution.conditions if condition.type_ == "Completed"]
+    return (completed[0] if completed and completed[0] else None) or (messages[0] if messages else None)

@@ -1,0 +1,163 @@
+"""Reading Cloud Run resources and errors: execution status, job idleness, SDK errors → our error tree."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+import pytest
+import requests
+from google.api_core import exceptions as api
+from google.cloud import run_v2
+
+from push_pools.backends.cloud_run_errors import retry_after, translate_error
+from push_pools.backends.cloud_run_status import execution_status, is_idle
+from push_pools.errors import PermanentSubmissionError, TransientSubmissionError
+from push_pools.models import InfrastructureState
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def execution(**fields: Any) -> run_v2.Execution:
+    return run_v2.Execution.from_json(json.dumps({"taskCount": 1} | fields))
+
+
+DONE = {"completionTime": "2026-11-24T11:00:00Z"}
+
+
+@pytest.mark.parametrize(
+    ("fields", "state", "message"),
+    [
+        ({}, InfrastructureState.STARTING, None),
+        ({"startTime": "2026-11-24T10:00:00Z"}, InfrastructureState.RUNNING, None),
+        ({"runningCount": 1}, InfrastructureState.RUNNING, None),
+        (DONE | {"succeededCount": 1}, InfrastructureState.SUCCEEDED, None),
+        (DONE | {"taskCount": 3, "succeededCount": 3}, InfrastructureState.SUCCEEDED, None),
+        (DONE | {"taskCount": 3, "succeededCount": 2, "failedCount": 1}, InfrastructureState.FAILED, "1 task(s)"),
+        (
+            DONE | {"failedCount": 1, "conditions": [{"type": "Completed", "message": "Task exited with code 2"}]},
+            InfrastructureState.FAILED,
+            "exited with code 2",
+        ),
+        (
+            DONE | {"cancelledCount": 1, "conditions": [{"type": "Completed", "message": "cancelled"}]},
+            InfrastructureState.CANCELLED,
+            "cancelled",
+        ),
+        (DONE, InfrastructureState.FAILED, "0 task(s) failed"),
+    ],
+)
+def test_execution_status(fields: dict[str, Any], state: InfrastructureState, message: str | None) -> None:
+    status = execution_status(execution(**fields))
+    assert status.state is state
+    if message is None:
+        assert status.message is None
+    else:
+        assert message in (status.message or "")
+
+
+def job(created: datetime, latest: dict[str, Any] | None = None) -> run_v2.Job:
+    document: dict[str, Any] = {"createTime": created.isoformat()}
+    if latest is not None:
+        document["latestCreatedExecution"] = latest
+    return run_v2.Job.from_json(json.dumps(document))
+
+
+WEEK = timedelta(days=7)
+
+
+@pytest.mark.parametrize(
+    ("candidate", "idle"),
+    [
+        (job(NOW - timedelta(days=8)), True),
+        (job(NOW - timedelta(days=6)), False),
+        (job(NOW - timedelta(days=30), {"name": "e", "createTime": (NOW - timedelta(days=8)).isoformat()}), False),
+        (
+            job(
+                NOW - timedelta(days=30),
+                {
+                    "name": "e",
+                    "createTime": (NOW - timedelta(days=9)).isoformat(),
+                    "completionTime": (NOW - timedelta(days=8)).isoformat(),
+                },
+            ),
+            True,
+        ),
+        (
+            job(
+                NOW - timedelta(days=30),
+                {
+                    "name": "e",
+                    "createTime": (NOW - timedelta(days=9)).isoformat(),
+                    "completionTime": (NOW - timedelta(days=1)).isoformat(),
+                },
+            ),
+            False,
+        ),
+    ],
+    ids=["old-never-run", "young", "latest-still-running", "finished-long-ago", "finished-recently"],
+)
+def test_job_idleness(candidate: run_v2.Job, idle: bool) -> None:
+    assert is_idle(candidate, NOW, WEEK) is idle
+
+
+def http_error(status: int, headers: dict[str, str] | None = None, details: list[Any] | None = None) -> Any:
+    response = requests.Response()
+    response.status_code = status
+    response.headers.update(headers or {})
+    return api.from_http_status(status, "refused", response=response, details=details or [])
+
+
+@pytest.mark.parametrize("status", [408, 409, 429, 500, 502, 503, 504])
+def test_transient_statuses(status: int) -> None:
+    assert isinstance(translate_error(http_error(status), "RunJob"), TransientSubmissionError)
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 412, 501])
+def test_permanent_statuses(status: int) -> None:
+    error = translate_error(http_error(status), "RunJob")
+    assert isinstance(error, PermanentSubmissionError)
+    assert f"({status})" in str(error)
+
+
+def test_access_denied_says_which_roles_are_missing() -> None:
+    assert "serviceAccountUser" in str(translate_error(http_error(403), "RunJob"))
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [requests.ReadTimeout("slow"), requests.ConnectionError("refused"), TimeoutError(), api.RetryError("x", None)],
+    ids=type,
+)
+def test_transport_failures_are_transient(failure: BaseException) -> None:
+    assert isinstance(translate_error(failure, "GetJob"), TransientSubmissionError)
+
+
+@pytest.mark.parametrize(
+    ("headers", "details", "expected"),
+    [
+        ({"Retry-After": "7"}, None, 7.0),
+        ({"Retry-After": "0.25"}, None, 0.25),
+        ({"Retry-After": "soon"}, None, None),
+        ({}, [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1.5s"}], 1.5),
+        ({}, [{"@type": "type.googleapis.com/google.rpc.ErrorInfo"}], None),
+        ({}, None, None),
+    ],
+)
+def test_retry_after(headers: dict[str, str], details: list[Any] | None, expected: float | None) -> None:
+    assert retry_after(http_error(429, headers, details)) == expected
+
+
+def test_retry_after_as_an_http_date() -> None:
+    later = datetime.now(UTC) + timedelta(seconds=30)
+    hint = retry_after(http_error(429, {"Retry-After": format_datetime(later, usegmt=True)}))
+    assert hint is not None
+    assert 25 <= hint <= 31
+
+
+def test_transient_errors_carry_the_hint() -> None:
+    error = translate_error(http_error(429, {"Retry-After": "4"}), "RunJob")
+    assert isinstance(error, TransientSubmissionError)
+    assert error.retry_after == 4.0
