@@ -12,6 +12,7 @@ from push_pools.orchestrators.base import RunEnvironment
 from push_pools.templating import (
     expand_dotted_keys,
     merge_job_variables,
+    refuse_prefect_references,
     render_job_configuration,
     schema_defaults,
     unused_job_variables,
@@ -43,6 +44,7 @@ def prepare_job(
     template = pool.base_job_template
     layers = merge_job_variables(deployment.template_values() if deployment else None, run.job_variables)
     explicit = expand_dotted_keys(layers)
+    refuse_prefect_references(explicit)
     values = merge_job_variables(schema_defaults(template), explicit)
     validate_job_variables(template, values)
     configuration = render_job_configuration(template, values, environ=environ)
@@ -57,6 +59,7 @@ def prepare_job(
 def check_deployment(pool: WorkPool, deployment: Deployment) -> tuple[str, ...]:
     """Refuse a deployment whose job variables break the pool's schema; return warnings for unused ones."""
     values = expand_dotted_keys(deployment.template_values())
+    refuse_prefect_references(values)
     validate_job_variables(pool.base_job_template, values, partial=True)
     return _unused_warnings(pool, values)
 

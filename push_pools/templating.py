@@ -162,6 +162,35 @@ def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, 
     return merged
 
 
+def refuse_prefect_references(values: Mapping[str, Any]) -> None:
+    """Refuse job variables that point into Prefect (`{{ prefect.blocks.secret.x }}`, `{{ prefect.variables.y }}`,
+    or a block document `{"$ref": ...}`): push-pools does not resolve them, and sending them on would hand the
+    container a literal placeholder instead of the secret it expects."""
+    problems = [
+        f"job variable '{path}' refers to a Prefect block or variable ({what}), which push-pools does not resolve; "
+        "give the value itself, or a secret reference the backend supports"
+        for path, what in _prefect_references(values, "")
+    ]
+    if problems:
+        raise TemplateError("; ".join(problems))
+
+
+def _prefect_references(node: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(node, str):
+        for name in PLACEHOLDER.findall(node):
+            if name.startswith(_PREFECT_PREFIX):
+                yield path, f"{{{{ {name} }}}}"
+    elif isinstance(node, Mapping):
+        if "$ref" in node:
+            yield path, "a $ref block document reference"
+            return
+        for key, value in node.items():
+            yield from _prefect_references(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from _prefect_references(item, f"{path}[{index}]")
+
+
 def validate_job_variables(template: Mapping[str, Any], values: Mapping[str, Any], *, partial: bool = False) -> None:
     """Check job variables against the template's `variables` schema.
 

@@ -317,11 +317,19 @@ class CloudRunBackend:
 
 def from_settings(settings: Settings) -> CloudRunBackend:
     """The backend the function uses: REST clients with the function's own credentials, built once."""
+    from google.auth.exceptions import DefaultCredentialsError
     from google.cloud import run_v2
 
+    try:
+        jobs, executions = run_v2.JobsClient(transport="rest"), run_v2.ExecutionsClient(transport="rest")
+    except DefaultCredentialsError as exc:
+        raise ConfigurationError(
+            f"no Google Cloud credentials for cloud-run pools ({exc}); run where a service account is attached, "
+            "or set GOOGLE_APPLICATION_CREDENTIALS"
+        ) from exc
     return CloudRunBackend(
-        run_v2.JobsClient(transport="rest"),
-        run_v2.ExecutionsClient(transport="rest"),
+        jobs,
+        executions,
         default_project=settings.gcp_project,
         locations=settings.cloud_run_locations,
         job_retention=timedelta(seconds=settings.cloud_run_job_retention_seconds),

@@ -85,6 +85,7 @@ class LocalFunction:
         with self._lock:
             self._timers = {t for t in self._timers if t.is_alive() and t is not threading.current_thread()}
         if not self._stopping.is_set():
+            # A RETRY here needs no redelivery: the run is SCHEDULED again, and the periodic tick takes it.
             reply = self.handler.handle(request)
             logger.info("delayed %s %s: %s", request.action, request.flow_run_id, reply.kind)
 
@@ -110,12 +111,16 @@ def _handler_class(webhook: Webhook) -> type[BaseHTTPRequestHandler]:
             self._send(response.status, response.text().encode(), response.headers)
 
         def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                # The caller stopped waiting (Prefect's webhook call gives up after 5 s); the work is done anyway.
+                logger.info("%s left before the %s answer", self.address_string(), status)
 
         def log_message(self, format: str, *args: object) -> None:
             logger.info("%s " + format, self.address_string(), *args)

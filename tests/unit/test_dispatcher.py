@@ -197,6 +197,15 @@ def test_invalid_job_variables_crash_the_run_before_any_cloud_call(
     assert backend.calls["submit"] == 0
 
 
+def test_a_prefect_block_reference_crashes_the_run_with_the_reason(
+    dispatcher: Dispatcher, backend: InMemoryBackend, store: LocalStore, schedule_run: ScheduleRun
+) -> None:
+    run = schedule_run(job_variables={"env": {"TOKEN": "{{ prefect.blocks.secret.token }}"}})
+    assert dispatcher.submit_run(run.id).status is SubmissionStatus.CRASHED
+    assert "job variable 'env.TOKEN' refers to a Prefect block" in (store.get_run(run.id).state.message or "")
+    assert backend.calls["submit"] == 0
+
+
 def test_unused_job_variables_are_warned_about(dispatcher: Dispatcher, schedule_run: ScheduleRun) -> None:
     outcome = dispatcher.submit_run(schedule_run(job_variables={"memroy": 4096}).id)
     assert outcome.status is SubmissionStatus.SUBMITTED

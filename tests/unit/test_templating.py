@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from push_pools.templating import (
     find_placeholders,
     lookup,
     merge_job_variables,
+    refuse_prefect_references,
     render_job_configuration,
     schema_defaults,
     set_variable_defaults,
@@ -314,3 +316,21 @@ def test_set_variable_defaults() -> None:
 def test_set_variable_defaults_refuses_bad_values(values: dict[str, Any], error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         set_variable_defaults(SCHEMA_TEMPLATE, values)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"env": {"KEY": "{{ prefect.blocks.secret.api-key }}"}}, "job variable 'env.KEY' refers to a Prefect block"),
+        ({"image": "repo:{{ prefect.variables.tag }}"}, "job variable 'image' refers to a Prefect block or variable"),
+        ({"creds": {"$ref": {"block_document_id": "x"}}}, "job variable 'creds' refers to a Prefect block"),
+        ({"nets": [{"id": "{{ prefect.variables.net }}"}]}, "job variable 'nets[0].id'"),
+    ],
+)
+def test_prefect_references_in_job_variables_are_refused(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(TemplateError, match=re.escape(message)):
+        refuse_prefect_references(values)
+
+
+def test_ordinary_values_with_braces_pass() -> None:
+    refuse_prefect_references({"command": "echo {{ x }}", "env": {"A": "{not a placeholder}"}, "n": 1})

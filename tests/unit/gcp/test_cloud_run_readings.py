@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -161,3 +162,13 @@ def test_transient_errors_carry_the_hint() -> None:
     error = translate_error(http_error(429, {"Retry-After": "4"}), "RunJob")
     assert isinstance(error, TransientSubmissionError)
     assert error.retry_after == 4.0
+
+
+def test_missing_credentials_are_a_configuration_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from push_pools.backends import cloud_run
+    from push_pools.errors import ConfigurationError
+    from push_pools.settings import Settings
+
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    with pytest.raises(ConfigurationError, match="no Google Cloud credentials for cloud-run pools"):
+        cloud_run.from_settings(Settings(home=tmp_path))
