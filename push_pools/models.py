@@ -28,6 +28,11 @@ class StateType(StrEnum):
     def is_terminal(self) -> bool:
         return self in TERMINAL_STATES
 
+    @property
+    def display_name(self) -> str:
+        """The state's default name, as Prefect gives it: `Scheduled`, `Cancelling`."""
+        return self.value.capitalize()
+
 
 TERMINAL_STATES = frozenset({StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED})
 """Sticky: once a run is in one of these, no infrastructure event changes it."""

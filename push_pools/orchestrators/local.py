@@ -80,16 +80,6 @@ CREATE TABLE IF NOT EXISTS flow_run_states (
 CREATE INDEX IF NOT EXISTS flow_run_states_by_run ON flow_run_states (flow_run_id, id);
 """
 
-STATE_NAMES = {
-    StateType.SCHEDULED: "Scheduled",
-    StateType.PENDING: "Pending",
-    StateType.RUNNING: "Running",
-    StateType.COMPLETED: "Completed",
-    StateType.FAILED: "Failed",
-    StateType.CRASHED: "Crashed",
-    StateType.CANCELLING: "Cancelling",
-    StateType.CANCELLED: "Cancelled",
-}
 _ACTIVE_SQL = "(" + ", ".join(f"'{state}'" for state in sorted(ACTIVE_STATES)) + ")"
 
 
@@ -379,7 +369,7 @@ class LocalStore:
             moved = db.execute(
                 "UPDATE flow_runs SET state_type = ?, state_name = ?, state_message = ?, state_timestamp = ? "
                 f"WHERE id = ? AND state_type IN ({marks})",
-                (state, STATE_NAMES[state], message, now.timestamp(), run.id, *allowed),
+                (state, state.display_name, message, now.timestamp(), run.id, *allowed),
             ).rowcount
             if moved:
                 _add_history(db, run.id, state, message, now)
@@ -420,7 +410,7 @@ def _time(value: float | None) -> datetime | None:
 def _add_history(db: sqlite3.Connection, run_id: str, state: StateType, message: str | None, at: datetime) -> None:
     db.execute(
         "INSERT INTO flow_run_states (flow_run_id, type, name, message, timestamp) VALUES (?, ?, ?, ?, ?)",
-        (run_id, state, STATE_NAMES[state], message, at.timestamp()),
+        (run_id, state, state.display_name, message, at.timestamp()),
     )
 
 

@@ -32,16 +32,6 @@ FLOW_RUN_COMMAND = "prefect flow-run execute"
 """What a Prefect worker runs in the container: the flow run is read from `PREFECT__FLOW_RUN_ID`."""
 PAUSED = "PAUSED"
 
-STATE_NAMES = {
-    StateType.SCHEDULED: "Scheduled",
-    StateType.PENDING: "Pending",
-    StateType.RUNNING: "Running",
-    StateType.COMPLETED: "Completed",
-    StateType.FAILED: "Failed",
-    StateType.CRASHED: "Crashed",
-    StateType.CANCELLING: "Cancelling",
-    StateType.CANCELLED: "Cancelled",
-}
 _NOT_STARTED = frozenset({StateType.SCHEDULED, StateType.PENDING})
 _TRANSITIONS = uuid.UUID("6f1c2a8e-5b7d-4e0a-9c3f-2d8b1e4a7c90")
 """Namespace of push-pools' transition ids (uuid5): fixed, so every dispatcher derives the same ids."""
@@ -82,7 +72,7 @@ def state_request(
         details["transition_id"] = transition_id
     if scheduled_time is not None:
         details["scheduled_time"] = scheduled_time.isoformat()
-    body: dict[str, Any] = {"type": str(state), "name": name or STATE_NAMES[state], "state_details": details}
+    body: dict[str, Any] = {"type": str(state), "name": name or state.display_name, "state_details": details}
     if message is not None:
         body["message"] = message
     return {"state": body}
@@ -206,7 +196,7 @@ def _current_state(data: dict[str, Any]) -> State:
     else:
         state_type = our_state_type(str(data.get("state_type")))
         timestamp = parse_time(data.get("updated")) or datetime.now(UTC)
-        state = State(type=state_type, name=data.get("state_name") or STATE_NAMES[state_type], timestamp=timestamp)
+        state = State(type=state_type, name=data.get("state_name") or state_type.display_name, timestamp=timestamp)
     if retrying_in_process(data):
         return state.model_copy(update={"type": StateType.RUNNING})
     return state
