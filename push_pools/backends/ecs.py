@@ -1,0 +1,312 @@
+"""AWS ECS (Fargate, Fargate Spot, EC2): each flow run is one ECS task, started by the function, with no worker.
+
+How it uses ECS (boto3):
+
+- **Templates:** Prefect's ECS work pool templates work unchanged (`task_definition` + `task_run_request` with
+  placeholders); flat templates using the same variable names work too. See `ecs_job` and `ecs_run_task`.
+- **Task definitions are registered once per content, never per run** (RegisterTaskDefinition allows 1 call/s).
+  The family carries the hash of the task definition's content (`<family>-<16 hex>`), so a cold function finds it
+  with one DescribeTaskDefinition and registers it only when absent; the ARN is then remembered by the instance.
+  A template naming an existing task definition (`task_definition_arn`) registers nothing.
+- **One call per run in steady state:** RunTask, with `clientToken` = the run's idempotency key (ECS starts at
+  most one task per token and cluster; a ConflictException names the task started first, which is adopted),
+  `startedBy` = `push-pools-<key>` and tags naming the run. Env and command travel as container overrides.
+- **Networking:** `awsvpc` tasks get the template's subnets (`network_configuration` or the RunTask request's),
+  or else the default VPC's (or `vpc_id`'s) subnets, looked up once per instance (ec2:DescribeVpcs/Subnets).
+- **Infrastructure id:** `cluster::taskArn`, Prefect's format.
+- **Status:** ECS sends "ECS Task State Change" events (`reports_infrastructure_events`), read by the Lambda entry
+  point; `status()` (DescribeTasks) is there for whoever asks. See `ecs_status` for the mapping.
+- **Cancel** is StopTask; a task already stopped, or gone with its cluster, counts as success.
+- **Errors** are mapped by code (`ecs_errors`): throttling, 5xx and capacity failures are transient; a missing
+  cluster, access denied and invalid parameters are permanent.
+- **Retries** belong to the dispatcher, which retries a whole submission. The ECS client makes one attempt per
+  call (botocore `standard` mode, `total_max_attempts=1`): its own randomised backoff would only delay a throttled
+  RunTask. After a throttle, RunTask calls of the instance are paced at ECS's launch rate instead
+  (`ecs_pacing`), so a burst of runs goes out as fast as ECS admits it. The EC2 client (default-VPC lookup)
+  allows botocore one retry. Connect and read timeouts keep one call short.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from push_pools.backends.base import RunContext
+from push_pools.backends.ecs_errors import THROTTLING_CODES, failures_error, translate
+from push_pools.backends.ecs_job import EcsJobConfiguration, TaskDefinitionFacts, parse_job
+from push_pools.backends.ecs_pacing import LaunchPacer
+from push_pools.backends.ecs_run_task import build_requests, with_network
+from push_pools.backends.ecs_status import infrastructure_id, parse_infrastructure_id, task_status
+from push_pools.errors import PermanentSubmissionError, PushPoolError, TransientSubmissionError
+from push_pools.models import InfrastructureRef, InfrastructureState, InfrastructureStatus
+from push_pools.settings import Settings
+
+if TYPE_CHECKING:
+    import boto3
+    from botocore.config import Config
+
+logger = logging.getLogger("push_pools.backends.ecs")
+
+_T = TypeVar("_T")
+
+CANCEL_REASON = "Cancelled by push-pools"
+ECS_RETRIES = {"mode": "standard", "total_max_attempts": 1}
+OTHER_RETRIES = {"mode": "standard", "total_max_attempts": 2}
+CONNECT_TIMEOUT_SECONDS = 5
+READ_TIMEOUT_SECONDS = 20
+
+
+def build_request(configuration: dict[str, Any], run: RunContext, *, region: str | None = None) -> dict[str, Any]:
+    """The requests a submission makes: RegisterTaskDefinition (made only if its family is new) and RunTask.
+
+    Pure. What only AWS can tell is listed under `resolved_on_submission` instead of being guessed.
+    """
+    job = parse_job(configuration)
+    requests = build_requests(job, run, region=region)
+    pending = []
+    result: dict[str, Any] = {}
+    if requests.task_definition is not None:
+        result["RegisterTaskDefinition"] = requests.task_definition
+        pending.append("RunTask.taskDefinition: the ARN of this family's task definition, found or registered")
+    if requests.needs_network:
+        where = f"VPC {job.vpc_id}" if job.vpc_id else "the default VPC"
+        pending.append(f"RunTask.networkConfiguration: the subnets of {where}")
+    if region is None and job.configure_cloudwatch_logs:
+        pending.append("awslogs-region: the function's region")
+    result["RunTask"] = requests.run_task
+    result["resolved_on_submission"] = pending
+    return result
+
+
+class EcsBackend:
+    """Starts, reads and stops ECS tasks for `ecs` pools."""
+
+    pool_type: ClassVar[str] = "ecs"
+    reports_infrastructure_events: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        ecs: Any,
+        *,
+        ec2: Callable[[], Any] | None = None,
+        region: str | None = None,
+        pacer: LaunchPacer | None = None,
+    ) -> None:
+        """`ecs` is a boto3 ECS client; `ec2` makes an EC2 client, only if the default VPC must be looked up."""
+        self._ecs = ecs
+        self._make_ec2 = ec2
+        self.region: str | None = region or getattr(getattr(ecs, "meta", None), "region_name", None)
+        self.pacer = pacer or LaunchPacer()
+        self._families: dict[str, str] = {}
+        """Task definition ARNs by family (the family names their content)."""
+        self._facts: dict[str, TaskDefinitionFacts] = {}
+        """Existing task definitions named by templates, by ARN."""
+        self._subnets: dict[str, list[str]] = {}
+        """Subnets by VPC id ("" for the default VPC)."""
+        self._lock = threading.Lock()
+        self._key_locks: dict[str, threading.Lock] = {}
+
+    @classmethod
+    def from_session(cls, session: boto3.session.Session, settings: Settings) -> EcsBackend:
+        """The backend over clients made from `session`, configured as the module docstring says."""
+        ec2 = functools.cache(lambda: session.client("ec2", config=client_config(settings)))
+        ecs = session.client("ecs", config=client_config(settings, ECS_RETRIES))
+        return cls(ecs, ec2=ec2, region=session.region_name)
+
+    def build_request(self, configuration: dict[str, Any], run: RunContext) -> dict[str, Any]:
+        return build_request(configuration, run, region=self.region)
+
+    # ---- submit -------------------------------------------------------------------------------------------
+
+    def submit(self, configuration: dict[str, Any], run: RunContext) -> InfrastructureRef:
+        job = parse_job(configuration)
+        requests = build_requests(job, run, region=self.region, facts=self._existing_facts(job))
+        run_task = dict(requests.run_task)
+        if requests.task_definition is not None:
+            run_task["taskDefinition"] = self._task_definition_arn(requests.task_definition)
+        if requests.needs_network:
+            run_task = with_network(run_task, self._default_subnets(job.vpc_id), public_ip=requests.fargate)
+        return self._run_task(run_task)
+
+    def _run_task(self, request: Mapping[str, Any]) -> InfrastructureRef:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        cluster = request.get("cluster")
+        paced = self.pacer.wait_for_slot()
+        try:
+            response = self._ecs.run_task(**request)
+        except ClientError as exc:
+            existing = exc.response.get("resourceIds") or []
+            if _code(exc) in THROTTLING_CODES:
+                self.pacer.throttled(paced=paced)
+            if _code(exc) == "ConflictException" and existing:
+                logger.info("RunTask token %s already started %s: adopted", request["clientToken"], existing[0])
+                return InfrastructureRef(
+                    infrastructure_pid=infrastructure_id(cluster or "default", existing[0]), adopted=True
+                )
+            raise translate(exc, "ecs:RunTask") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, "ecs:RunTask") from exc
+        self.pacer.launched()
+        if response.get("failures"):
+            raise failures_error(response["failures"])
+        tasks = response.get("tasks") or []
+        if not tasks:
+            raise TransientSubmissionError("ecs:RunTask answered with neither a task nor a failure")
+        task = tasks[0]
+        return InfrastructureRef(infrastructure_pid=infrastructure_id(cluster or task["clusterArn"], task["taskArn"]))
+
+    def _task_definition_arn(self, task_definition: dict[str, Any]) -> str:
+        """The ARN of the family's task definition: remembered, else described, else registered (once)."""
+        family = task_definition["family"]
+        return self._once(
+            self._families, family, lambda: self._describe_family(family) or self._register(task_definition)
+        )
+
+    def _once(self, cache: dict[str, _T], key: str, compute: Callable[[], _T]) -> _T:
+        """`cache[key]`, computed by one caller at a time (the others wait for it) and then kept."""
+        if key in cache:
+            return cache[key]
+        with self._lock:
+            key_lock = self._key_locks.setdefault(f"{id(cache)}:{key}", threading.Lock())
+        with key_lock:
+            if key not in cache:
+                cache[key] = compute()
+        return cache[key]
+
+    def _describe_family(self, family: str) -> str | None:
+        """The ARN of the family's latest ACTIVE revision, or None when it has none (ECS: ClientException)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self._ecs.describe_task_definition(taskDefinition=family)
+        except ClientError as exc:
+            if _code(exc) == "ClientException":
+                return None
+            raise translate(exc, "ecs:DescribeTaskDefinition") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, "ecs:DescribeTaskDefinition") from exc
+        return str(response["taskDefinition"]["taskDefinitionArn"])
+
+    def _register(self, task_definition: dict[str, Any]) -> str:
+        response = self._call("ecs:RegisterTaskDefinition", self._ecs.register_task_definition, **task_definition)
+        arn = str(response["taskDefinition"]["taskDefinitionArn"])
+        logger.info("registered ECS task definition %s", arn)
+        return arn
+
+    def _existing_facts(self, job: EcsJobConfiguration) -> TaskDefinitionFacts | None:
+        """For a template naming an existing task definition: its network mode and containers (read once)."""
+        arn = job.task_run_request.get("taskDefinition") or job.task_definition_arn
+        if not arn:
+            return None
+
+        def describe() -> TaskDefinitionFacts:
+            action, operation = "ecs:DescribeTaskDefinition", self._ecs.describe_task_definition
+            return TaskDefinitionFacts.of(self._call(action, operation, taskDefinition=str(arn))["taskDefinition"])
+
+        return self._once(self._facts, str(arn), describe)
+
+    def _default_subnets(self, vpc_id: str | None) -> list[str]:
+        """The subnets of `vpc_id`, or of the region's default VPC; looked up once per instance."""
+        return self._once(self._subnets, vpc_id or "", lambda: self._look_up_subnets(vpc_id))
+
+    def _look_up_subnets(self, vpc_id: str | None) -> list[str]:
+        if self._make_ec2 is None:
+            raise PermanentSubmissionError("the task needs subnets: set `network_configuration` in the pool")
+        ec2 = self._make_ec2()
+        if vpc_id is None:
+            vpcs = self._call("ec2:DescribeVpcs", ec2.describe_vpcs, Filters=[_filter("isDefault", "true")])["Vpcs"]
+            if not vpcs:
+                raise PermanentSubmissionError(
+                    f"there is no default VPC in {self.region}: set `vpc_id` or `network_configuration` in the pool"
+                )
+            vpc_id_found = str(vpcs[0]["VpcId"])
+        else:
+            vpc_id_found = vpc_id
+        response = self._call("ec2:DescribeSubnets", ec2.describe_subnets, Filters=[_filter("vpc-id", vpc_id_found)])
+        subnets = sorted(str(subnet["SubnetId"]) for subnet in response["Subnets"])
+        if not subnets:
+            raise PermanentSubmissionError(f"VPC {vpc_id_found} has no subnets (or does not exist in {self.region})")
+        return subnets
+
+    # ---- status, cancel, sweep ----------------------------------------------------------------------------
+
+    def status(self, infrastructure_pid: str) -> InfrastructureStatus:
+        from botocore.exceptions import ClientError
+
+        cluster, task_arn = parse_infrastructure_id(infrastructure_pid)
+        try:
+            tasks = self._call("ecs:DescribeTasks", self._ecs.describe_tasks, cluster=cluster, tasks=[task_arn])
+        except PushPoolError as exc:
+            if isinstance(exc.__cause__, ClientError) and _code(exc.__cause__) == "ClusterNotFoundException":
+                return InfrastructureStatus(state=InfrastructureState.GONE, message=f"cluster {cluster} is gone")
+            raise
+        if not tasks.get("tasks"):
+            return InfrastructureStatus(state=InfrastructureState.GONE, message=f"ECS no longer knows {task_arn}")
+        return task_status(tasks["tasks"][0])
+
+    def cancel(self, infrastructure_pid: str) -> None:
+        """StopTask. A task already stopped, unknown to ECS, or gone with its cluster counts as stopped."""
+        from botocore.exceptions import ClientError
+
+        cluster, task_arn = parse_infrastructure_id(infrastructure_pid)
+        try:
+            self._call("ecs:StopTask", self._ecs.stop_task, cluster=cluster, task=task_arn, reason=CANCEL_REASON)
+        except PushPoolError as exc:
+            code = _code(exc.__cause__) if isinstance(exc.__cause__, ClientError) else None
+            if code == "ClusterNotFoundException":
+                return
+            # ECS answers InvalidParameterException for a task it no longer knows; make sure that is what it meant
+            if code == "InvalidParameterException" and self.status(infrastructure_pid).state in _ENDED:
+                return
+            raise
+
+    def sweep(self, now: datetime) -> int:
+        """Nothing to remove: task definitions are reused (ECS keeps them at no cost) and tasks end by themselves."""
+        return 0
+
+    def _call(self, action: str, operation: Callable[..., Any], **kwargs: Any) -> dict[str, Any]:
+        """One SDK call, its errors translated at this boundary."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response: dict[str, Any] = operation(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, action) from exc
+        return response
+
+
+_ENDED = frozenset({InfrastructureState.GONE, InfrastructureState.SUCCEEDED, InfrastructureState.FAILED,
+                    InfrastructureState.CANCELLED})  # fmt: skip
+
+
+def _code(exc: BaseException) -> str:
+    response = getattr(exc, "response", {}) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def _filter(name: str, value: str) -> dict[str, Any]:
+    return {"Name": name, "Values": [value]}
+
+
+def client_config(settings: Settings, retries: Mapping[str, Any] = OTHER_RETRIES) -> Config:
+    """The botocore configuration of the function's clients (see the module docstring for the retries)."""
+    from botocore.config import Config
+
+    return Config(
+        retries=dict(retries),
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=READ_TIMEOUT_SECONDS,
+        max_pool_connections=max(10, 2 * settings.max_parallel_submissions),
+    )
+
+
+def from_settings(settings: Settings) -> EcsBackend:
+    """The backend with clients for the environment's AWS credentials and region."""
+    import boto3
+
+    return EcsBackend.from_session(boto3.session.Session(), settings)
