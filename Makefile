@@ -50,7 +50,7 @@ $(PREFECT_WORKERS_VENV)/bin/python: $(UV)
 test: lint $(CHECKOV_VENV)/bin/checkov $(PREFECT_WORKERS_VENV)/bin/python $(PREFECT_VENV)/bin/prefect
 	$(BIN)/pytest -n 2
 
-bench: $(VENV)/.dev
+bench: $(VENV)/.dev $(PREFECT_WORKERS_VENV)/bin/python $(PREFECT_VENV)/bin/prefect
 	$(BIN)/python -m bench
 
 clean:
