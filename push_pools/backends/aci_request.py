@@ -19,10 +19,10 @@ import re
 import shlex
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from push_pools.backends.aci_arm import RESOURCE_GROUP_LOCATION, ArmContainerGroup, read_arm_template
-from push_pools.backends.base import RunContext
+from push_pools.backends.base import RunContext, parse_job_configuration
 from push_pools.errors import ConfigurationError, TemplateError
 
 JOB_CONTAINER_NAME = "flow-run"
@@ -126,12 +126,7 @@ class AciJobConfiguration(BaseModel):
 
 
 def parse_configuration(configuration: dict[str, Any]) -> AciJobConfiguration:
-    try:
-        return AciJobConfiguration.model_validate(configuration)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"]) or "(configuration)"
-        raise TemplateError(f"aci job configuration: {where}: {error['msg']}") from None
+    return parse_job_configuration(AciJobConfiguration, configuration, "aci")
 
 
 def build_container_group_request(configuration: dict[str, Any], run: RunContext) -> dict[str, Any]:

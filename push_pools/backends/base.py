@@ -11,11 +11,17 @@ infrastructure that is already gone as success.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
+from pydantic import BaseModel, ValidationError
+
+from push_pools.errors import TemplateError
 from push_pools.models import InfrastructureRef, InfrastructureStatus
+
+ConfigurationModel = TypeVar("ConfigurationModel", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -60,3 +66,15 @@ class Backend(Protocol):
     def sweep(self, now: datetime) -> int:
         """Housekeeping the cloud needs (delete finished groups, idle jobs); returns how many were removed."""
         ...
+
+
+def parse_job_configuration(
+    model: type[ConfigurationModel], configuration: Mapping[str, Any], pool_type: str
+) -> ConfigurationModel:
+    """A rendered job configuration as the backend's model, or a TemplateError naming the first wrong field."""
+    try:
+        return model.model_validate(dict(configuration))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "(configuration)"
+        raise TemplateError(f"{pool_type} job configuration: {where}: {error['msg']}") from None

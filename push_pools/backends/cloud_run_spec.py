@@ -23,9 +23,9 @@ import shlex
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from push_pools.backends.base import RunContext
+from push_pools.backends.base import RunContext, parse_job_configuration
 from push_pools.errors import TemplateError
 
 IDEMPOTENCY_ENV: Final = "PUSH_POOL_IDEMPOTENCY_KEY"
@@ -105,12 +105,7 @@ class CloudRunJobConfiguration(BaseModel):
 
 
 def parse_configuration(configuration: Mapping[str, Any]) -> CloudRunJobConfiguration:
-    try:
-        return CloudRunJobConfiguration.model_validate(dict(configuration))
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"]) or "(configuration)"
-        raise TemplateError(f"cloud-run job configuration: {where}: {error['msg']}") from exc
+    return parse_job_configuration(CloudRunJobConfiguration, configuration, "cloud-run")
 
 
 def build_request(

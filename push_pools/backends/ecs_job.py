@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from push_pools.backends.base import RunContext
+from push_pools.backends.base import RunContext, parse_job_configuration
 from push_pools.errors import TemplateError
 
 DEFAULT_CONTAINER_NAME = "prefect"
@@ -112,12 +112,7 @@ class TaskDefinitionFacts:
 
 def parse_job(configuration: Mapping[str, Any]) -> EcsJobConfiguration:
     """The configuration as a model; a TemplateError naming the first wrong field otherwise."""
-    try:
-        return EcsJobConfiguration.model_validate(configuration)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"]) or "(configuration)"
-        raise TemplateError(f"ECS job configuration: {where}: {error['msg']}") from None
+    return parse_job_configuration(EcsJobConfiguration, configuration, "ecs")
 
 
 # ---- the task definition ------------------------------------------------------------------------------------

@@ -24,11 +24,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
-from push_pools.backends.base import RunContext
+from push_pools.backends.base import RunContext, parse_job_configuration
 from push_pools.backends.process_runner import EXIT_CODE_FILE
-from push_pools.errors import ConfigurationError, PermanentSubmissionError, TemplateError
+from push_pools.errors import ConfigurationError, PermanentSubmissionError
 from push_pools.models import InfrastructureRef, InfrastructureState, InfrastructureStatus
 from push_pools.settings import Settings
 
@@ -59,10 +59,7 @@ class ProcessJobConfiguration(BaseModel):
 
 def build_request(configuration: dict[str, Any], run: RunContext) -> dict[str, Any]:
     """The process to start: argv, the env it adds to the executor's (None unsets a name), and its directory."""
-    try:
-        job = ProcessJobConfiguration.model_validate(configuration)
-    except ValidationError as exc:
-        raise TemplateError(f"process job configuration: {_first_error(exc)}") from exc
+    job = parse_job_configuration(ProcessJobConfiguration, configuration, "process")
     argv = shlex.split(job.command) if isinstance(job.command, str) else list(job.command)
     return {
         "argv": argv,
@@ -238,8 +235,3 @@ def _signal_group(pid: int, sig: signal.Signals) -> bool:
         return False
     return True
 
-
-def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(part) for part in error["loc"]) or "(configuration)"
-    return f"{where}: {error['msg']}"

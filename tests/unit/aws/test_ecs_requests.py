@@ -252,7 +252,7 @@ def test_no_image_is_refused() -> None:
 
 def test_a_wrongly_typed_configuration_is_refused() -> None:
     for configuration in ({"env": "not a dict"}, {"task_definition": []}, {"command": 3}):
-        with pytest.raises(TemplateError, match="ECS job configuration"):
+        with pytest.raises(TemplateError, match="ecs job configuration"):
             parse_job(configuration)
     with pytest.raises(TemplateError, match="count must be 1"):
         build_requests(parse_job({"image": "i", "task_run_request": {"count": 3}}), RUN, region=None)
