@@ -48,7 +48,6 @@ from push_pools.errors import (
     PushPoolError,
 )
 from push_pools.settings import Settings
-from push_pools.triggers.auth import WebhookAuthenticator
 from push_pools.triggers.aws_events import EventKind, event_kind, http_answer, http_request
 from push_pools.triggers.aws_task_events import apply_task_event
 from push_pools.triggers.handling import Reply, RequestHandler
@@ -86,12 +85,9 @@ class LambdaFunction:
     """The function's state for one Lambda instance, and the routing of its events."""
 
     def __init__(self, dispatcher: Dispatcher, *, enqueue: SqsEnqueue | None = None) -> None:
-        settings = dispatcher.settings
         self.dispatcher = dispatcher
         self.handler = RequestHandler(dispatcher, enqueue=enqueue)
-        secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
-        authenticator = WebhookAuthenticator(secret, replay_window_seconds=settings.webhook_replay_window_seconds)
-        self.webhook = Webhook(self.handler, authenticator, max_body_bytes=settings.webhook_max_body_bytes)
+        self.webhook = Webhook.for_handler(self.handler)
 
     @classmethod
     def from_environment(

@@ -30,7 +30,6 @@ import azure.functions as func
 from push_pools.dispatcher import Dispatcher
 from push_pools.settings import Settings
 from push_pools.tick import tick as run_tick
-from push_pools.triggers.auth import WebhookAuthenticator
 from push_pools.triggers.handling import Enqueue, RequestHandler
 from push_pools.triggers.payloads import RunRequest
 from push_pools.triggers.webhook import Webhook
@@ -95,11 +94,8 @@ class FunctionRuntime:
 
     @classmethod
     def build(cls, dispatcher: Dispatcher, enqueue: Enqueue | None = None) -> FunctionRuntime:
-        settings = dispatcher.settings
         handler = RequestHandler(dispatcher, enqueue=enqueue)
-        secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
-        authenticator = WebhookAuthenticator(secret, replay_window_seconds=settings.webhook_replay_window_seconds)
-        return cls(dispatcher, handler, Webhook(handler, authenticator, max_body_bytes=settings.webhook_max_body_bytes))
+        return cls(dispatcher, handler, Webhook.for_handler(handler))
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> FunctionRuntime:

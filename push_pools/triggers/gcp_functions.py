@@ -40,7 +40,6 @@ import functions_framework
 from push_pools.dispatcher import Dispatcher
 from push_pools.errors import PayloadError
 from push_pools.settings import Settings
-from push_pools.triggers.auth import WebhookAuthenticator
 from push_pools.triggers.handling import ReplyKind, RequestHandler
 from push_pools.triggers.payloads import MAX_MESSAGE_BYTES
 from push_pools.triggers.webhook import HttpResponse, Webhook, error_response
@@ -68,9 +67,7 @@ class GcpFunction:
         dispatcher = dispatcher or Dispatcher.from_settings(settings)
         # No `enqueue`: Pub/Sub cannot delay a message; the tick submits early runs when they are due.
         handler = RequestHandler(dispatcher)
-        secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
-        authenticator = WebhookAuthenticator(secret, replay_window_seconds=settings.webhook_replay_window_seconds)
-        return cls(handler, Webhook(handler, authenticator, max_body_bytes=settings.webhook_max_body_bytes))
+        return cls(handler, Webhook.for_handler(handler))
 
 
 _instance: GcpFunction | None = None

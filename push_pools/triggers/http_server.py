@@ -14,7 +14,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from push_pools.dispatcher import Dispatcher
 from push_pools.tick import tick
-from push_pools.triggers.auth import WebhookAuthenticator
 from push_pools.triggers.handling import RequestHandler
 from push_pools.triggers.payloads import RunRequest
 from push_pools.triggers.webhook import Webhook, error_response
@@ -29,9 +28,7 @@ class LocalFunction:
         settings = dispatcher.settings
         self.dispatcher = dispatcher
         self.handler = RequestHandler(dispatcher, enqueue=self._enqueue)
-        secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
-        authenticator = WebhookAuthenticator(secret, replay_window_seconds=settings.webhook_replay_window_seconds)
-        self.webhook = Webhook(self.handler, authenticator, max_body_bytes=settings.webhook_max_body_bytes)
+        self.webhook = Webhook.for_handler(self.handler)
         self.tick_interval = settings.tick_interval_seconds
         self._stopping = threading.Event()
         self._timers: set[threading.Timer] = set()

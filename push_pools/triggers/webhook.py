@@ -45,6 +45,14 @@ class Webhook:
         self.authenticator = authenticator
         self.max_body_bytes = max_body_bytes
 
+    @classmethod
+    def for_handler(cls, handler: RequestHandler) -> Webhook:
+        """The webhook every entry point serves: the secret, replay window and size limit from settings."""
+        settings = handler.dispatcher.settings
+        secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+        authenticator = WebhookAuthenticator(secret, replay_window_seconds=settings.webhook_replay_window_seconds)
+        return cls(handler, authenticator, max_body_bytes=settings.webhook_max_body_bytes)
+
     def oversized(self, length: int) -> HttpResponse | None:
         """The 413 answer for a body of this length, if it is over the limit (checked before reading it)."""
         if length <= self.max_body_bytes:
