@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from push_pools.backends.base import RunContext, parse_job_configuration
-from push_pools.backends.process_runner import EXIT_CODE_FILE
+from push_pools.backends.process_runner import EXIT_CODE_FILE, FORWARDED_SIGNALS
 from push_pools.errors import ConfigurationError, PermanentSubmissionError
 from push_pools.models import InfrastructureRef, InfrastructureState, InfrastructureStatus
 from push_pools.settings import Settings
@@ -155,6 +155,7 @@ class ProcessBackend:
                 stdout=log if request["stream_output"] else subprocess.DEVNULL,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_block_forwarded_signals,
             )
         except OSError as exc:
             raise PermanentSubmissionError(f"cannot start {request['argv'][0]!r}: {exc.strerror}") from exc
@@ -200,6 +201,11 @@ def from_settings(settings: Settings) -> ProcessBackend:
     return ProcessBackend(settings.home / "process", cancel_grace_seconds=settings.process_cancel_grace_seconds)
 
 
+def _block_forwarded_signals() -> None:
+    """In the supervisor, before exec: hold SIGTERM until it can pass it on, so an early cancel is not lost."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
+
+
 def _finished(exit_code: int) -> InfrastructureStatus:
     if exit_code == 0:
         return InfrastructureStatus(state=InfrastructureState.SUCCEEDED, exit_code=0)
@@ -234,4 +240,3 @@ def _signal_group(pid: int, sig: signal.Signals) -> bool:
     except ProcessLookupError:
         return False
     return True
-

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import FrameType
 
 EXIT_CODE_FILE = "exit_code"
+FORWARDED_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
 def main(argv: list[str]) -> int:
@@ -21,22 +22,30 @@ def main(argv: list[str]) -> int:
         print("usage: python -m push_pools.backends.process_runner RUN_DIR -- COMMAND...", file=sys.stderr)
         return 2
     run_dir = Path(argv[0])
+    # We start with SIGTERM and SIGINT blocked (see ProcessBackend): a cancellation that came before this point is
+    # pending, not lost, and reaches the command through `forward` once both exist.
+    children: list[subprocess.Popen[bytes]] = []
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        if children and children[0].poll() is None:
+            children[0].send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
     try:
-        child = subprocess.Popen(argv[2:])
+        children.append(subprocess.Popen(argv[2:], preexec_fn=_unblock_signals))
     except OSError as exc:
         print(f"push-pools: cannot start {argv[2]!r}: {exc.strerror}", file=sys.stderr, flush=True)
         _record(run_dir, 127)
         return 127
-
-    def forward(signum: int, _frame: FrameType | None) -> None:
-        if child.poll() is None:
-            child.send_signal(signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    exit_code = child.wait()
+    _unblock_signals()
+    exit_code = children[0].wait()
     _record(run_dir, exit_code)
     return exit_code if exit_code >= 0 else 128 - exit_code
+
+
+def _unblock_signals() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)
 
 
 def _record(run_dir: Path, exit_code: int) -> None:
