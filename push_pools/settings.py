@@ -48,6 +48,12 @@ class Settings(BaseSettings):
         description="A run PENDING this long with no infrastructure id is resubmitted (same idempotency key). "
         "Keep it above the function's own timeout.",
     )
+    event_silence_timeout_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description="For backends whose cloud pushes state changes (ECS task events), the tick still reads a run "
+        "whose state has not changed for this long, so a lost event cannot leave it PENDING or RUNNING forever.",
+    )
     enqueue_horizon_seconds: float = Field(
         default=900.0,
         ge=0,
@@ -102,6 +108,10 @@ class Settings(BaseSettings):
     @property
     def tick_interval(self) -> timedelta:
         return timedelta(seconds=self.tick_interval_seconds)
+
+    @property
+    def event_silence_timeout(self) -> timedelta:
+        return timedelta(seconds=self.event_silence_timeout_seconds)
 
     @property
     def orphan_timeout(self) -> timedelta:

@@ -1,7 +1,8 @@
 """The tick: what the timer trigger does once a minute, and the safety net under every other trigger.
 
 For each pool: remember that the executor ran (the pool shows READY), stop the infrastructure of CANCELLING runs,
-read the state of running infrastructure that sends no events, resubmit orphans (PENDING with no infrastructure
+read the state of running infrastructure that sends no events (and of infrastructure that does, once it has been
+silent for `event_silence_timeout_seconds`, in case an event was lost), resubmit orphans (PENDING with no infrastructure
 for longer than the orphan timeout), then submit due runs, several at once, within the pool's concurrency limit.
 """
 
@@ -72,14 +73,15 @@ def _tick_pool(dispatcher: Dispatcher, pool: WorkPool, now: datetime, report: Ti
             report.cancelled += 1
     backend = dispatcher.backends.for_type(pool.type)
     pending = orchestrator.runs_in_state(pool.name, StateType.PENDING, batch)
-    if not backend.reports_infrastructure_events:
-        running = orchestrator.runs_in_state(pool.name, StateType.RUNNING, batch)
-        for run in pending + running:
-            if run.infrastructure_pid is None:
-                continue
-            status = _guarded(report, f"status of {run.id}", partial(backend.status, run.infrastructure_pid))
-            if status is not None and dispatcher.report_infrastructure(run, status):
-                report.state_changes += 1
+    running = orchestrator.runs_in_state(pool.name, StateType.RUNNING, batch)
+    # A backend that pushes events is asked only about runs it has been silent on for long: a lost event.
+    quiet_since = now - dispatcher.settings.event_silence_timeout if backend.reports_infrastructure_events else now
+    for run in pending + running:
+        if run.infrastructure_pid is None or run.state.timestamp > quiet_since:
+            continue
+        status = _guarded(report, f"status of {run.id}", partial(backend.status, run.infrastructure_pid))
+        if status is not None and dispatcher.report_infrastructure(run, status):
+            report.state_changes += 1
     orphan_before = now - dispatcher.settings.orphan_timeout
     orphans = [r for r in pending if r.infrastructure_pid is None and r.state.timestamp <= orphan_before]
     if pool.is_paused:

@@ -140,3 +140,27 @@ def test_tick_serves_every_pool_or_the_one_named(
     assert sorted(report.pools) == ["other", "pool"]
     assert report.counts() == {str(SubmissionStatus.SUBMITTED): 1}
     assert "1 submitted" in report.summary()
+
+
+class EventReportingBackend(InMemoryBackend):
+    """Like ECS: the cloud pushes state changes, so the tick polls only what has been silent for long."""
+
+    reports_infrastructure_events = True
+
+
+def test_runs_of_event_backends_are_read_only_after_a_long_silence(
+    store: LocalStore, settings: Settings, schedule_run: ScheduleRun
+) -> None:
+    backend = EventReportingBackend()
+    run = schedule_run()
+    Dispatcher(store, Backends(settings, {"process": backend}), settings).submit_run(run.id)
+    backend.finish(store.get_run(run.id).infrastructure_pid or "", 137)  # and its event was lost
+
+    soon = Dispatcher(store, Backends(settings, {"process": backend}), settings)
+    assert tick(soon).state_changes == 0
+    assert backend.calls["status"] == 0
+
+    later = datetime.now(UTC) + settings.event_silence_timeout + timedelta(seconds=1)
+    silent = Dispatcher(store, Backends(settings, {"process": backend}), settings, clock=lambda: later)
+    assert tick(silent).state_changes == 1
+    assert store.get_run(run.id).state.message == "Infrastructure exited with code 137"
