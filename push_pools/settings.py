@@ -19,6 +19,11 @@ class Settings(BaseSettings):
         default=Path("~/.push-pools").expanduser(),
         description="Directory of the embedded store (store.db) and of local process runs' logs.",
     )
+    store_journal_mode: Literal["wal", "delete"] = Field(
+        default="wal",
+        description="SQLite journal of the embedded store: `wal` (fast; one host) or `delete` (the rollback "
+        "journal, for a store on a network filesystem such as EFS, where SQLite's write-ahead log cannot work).",
+    )
     orchestrator: Literal["local", "prefect"] = Field(
         default="local",
         description="Where pools, deployments and runs live: the embedded SQLite store or a Prefect API.",

@@ -16,4 +16,4 @@ def orchestrator_from_settings(settings: Settings) -> Catalog:
         return PrefectOrchestrator.from_settings(settings)
     from push_pools.orchestrators.local import LocalStore
 
-    return LocalStore(settings.store_path)
+    return LocalStore(settings.store_path, journal_mode=settings.store_journal_mode)

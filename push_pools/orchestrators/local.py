@@ -88,8 +88,9 @@ class LocalStore:
 
     reports_flow_states = False
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, journal_mode: str = "wal") -> None:
         self.path = path
+        self.journal_mode = journal_mode
         self._local = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._migrate()
@@ -101,7 +102,7 @@ class LocalStore:
         if db is None:
             db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
             db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA journal_mode={'WAL' if self.journal_mode == 'wal' else 'DELETE'}")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
             self._local.db = db

@@ -180,3 +180,10 @@ def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(OrchestratorError, match="newer push-pools"):
         LocalStore(path)
+
+
+@pytest.mark.parametrize(("mode", "expected"), [("wal", "wal"), ("delete", "delete")])
+def test_the_journal_mode_is_configurable(tmp_path: Path, mode: str, expected: str) -> None:
+    store = LocalStore(tmp_path / "store.db", journal_mode=mode)
+    assert store._db().execute("PRAGMA journal_mode").fetchone()[0] == expected
+    store.close()

@@ -25,6 +25,7 @@ locals {
       PUSH_POOL_QUEUE_URL            = aws_sqs_queue.runs.url
       PUSH_POOL_TICK_INTERVAL_SECONDS = "60"
     },
+    var.efs_access_point_arn != null ? { PUSH_POOL_STORE_JOURNAL_MODE = "delete" } : {},
     var.orchestrator == "prefect" ? { PREFECT_API_URL = var.prefect_api_url } : {},
     var.orchestrator == "prefect" && length(var.prefect_work_pools) > 0 ? { PUSH_POOL_PREFECT_WORK_POOLS = jsonencode(var.prefect_work_pools) } : {},
     var.orchestrator_api_key_secret_arn != null ? { PUSH_POOL_ORCHESTRATOR_API_KEY_SECRET_ARN = var.orchestrator_api_key_secret_arn } : {},
