@@ -80,7 +80,7 @@ def ls(output: OutputOption = OutputFormat.TABLE) -> None:
 
 def inspect(name: str, output: OutputOption = OutputFormat.TABLE) -> None:
     """Show a work pool: its status, when the executor last ran, and its variables."""
-    pool = context.catalog().get_pool(name)
+    pool = context.catalog().inspect_pool(name)
     now = datetime.now(UTC)
     if output is OutputFormat.JSON:
         print_json(_pool_document(pool, now))

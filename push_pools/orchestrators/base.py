@@ -113,6 +113,10 @@ class Catalog(Orchestrator, Protocol):
 
     def delete_pool(self, name: str) -> None: ...
 
+    def inspect_pool(self, name: str) -> WorkPool:
+        """The pool with when the executor last served it: for people, so it may cost more than `get_pool`."""
+        ...
+
     def save_deployment(self, deployment: Deployment) -> Deployment:
         """Create a deployment, or update the one with the same name."""
         ...

@@ -150,6 +150,9 @@ class LocalStore:
             raise NotFoundError(f"no work pool named {name!r}")
         return _pool(row)
 
+    def inspect_pool(self, name: str) -> WorkPool:
+        return self.get_pool(name)
+
     def save_pool(self, pool: WorkPool, *, overwrite: bool = False) -> WorkPool:
         """Create a pool, or replace it when `overwrite` (keeping its last tick)."""
         verb = "INSERT OR REPLACE" if overwrite else "INSERT"

@@ -70,6 +70,9 @@ class PrefectCatalog:
     def get_pool(self, name: str) -> WorkPool:
         return pool_from_api(self.api.get(pool_path(name), missing=no_pool(name)))
 
+    def inspect_pool(self, name: str) -> WorkPool:
+        return pool_from_api(self.api.get(pool_path(name), missing=no_pool(name)), self._last_heartbeat(name))
+
     def save_pool(self, pool: WorkPool, *, overwrite: bool = False) -> WorkPool:
         """Create the pool with the type Prefect gives such pools, or update it (all but its type) when `overwrite`."""
         body = {"name": pool.name, "type": prefect_pool_type(pool.type, cloud=self.api.connection.is_cloud)}

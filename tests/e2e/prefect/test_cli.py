@@ -111,6 +111,8 @@ def test_ls_lists_the_pools_served_with_their_heartbeat(cli: Cli, monkeypatch: p
     ok(cli("dispatch", "--pool", process))
     named = json.loads(ok(cli("ls", "--output", "json")).out)
     assert [(p["name"], p["status"]) for p in named] == [(process, "READY")]
+    inspected = json.loads(ok(cli("inspect", process, "--output", "json")).out)
+    assert (inspected["status"], inspected["last_tick_at"] is not None) == ("READY", True)
 
 
 def test_deployments_come_from_prefect_and_run_creates_a_prefect_flow_run(
