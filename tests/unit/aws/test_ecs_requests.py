@@ -135,6 +135,15 @@ def test_the_api_key_travels_by_reference_only() -> None:
     assert "pnu_secret" not in json.dumps([definition, run_task])
 
 
+def test_the_auth_string_of_a_self_hosted_server_travels_by_reference_too() -> None:
+    auth_arn = SECRET_ARN + "-auth"
+    variables = {"prefect_api_auth_string_secret_arn": auth_arn, "execution_role_arn": ROLE}
+    definition, run_task = requests_for(variables | {"env": {"PREFECT_API_AUTH_STRING": "admin:hunter2"}})
+    secrets = definition["containerDefinitions"][0]["secrets"]
+    assert secrets == [{"name": "PREFECT_API_AUTH_STRING", "valueFrom": auth_arn}]
+    assert "hunter2" not in json.dumps([definition, run_task])
+
+
 def test_a_secret_needs_an_execution_role() -> None:
     with pytest.raises(TemplateError, match="execution role to read the API-key secret"):
         requests_for({"prefect_api_key_secret_arn": SECRET_ARN})
