@@ -4,9 +4,6 @@ environment by `make test`, and ours must equal theirs."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +17,7 @@ from push_pools.templating import (
     unused_job_variables,
     validate_job_variables,
 )
-
-PREFECT_PYTHON = Path(__file__).parents[2] / ".venv-prefect-workers" / "bin" / "python"
+from tests.compat.prefect_workers import prefect_renderings
 
 CASES: list[tuple[str, dict[str, Any]]] = [
     ("process", {}),
@@ -103,16 +99,7 @@ CASES: list[tuple[str, dict[str, Any]]] = [
 
 @pytest.fixture(scope="module")
 def prefect_results() -> list[dict[str, Any]]:
-    if not PREFECT_PYTHON.exists():
-        pytest.fail(f"{PREFECT_PYTHON} is missing: `make test` builds it (Prefect and its worker integrations)")
-    script = Path(__file__).with_name("prefect_worker_templates.py")
-    cases = json.dumps([{"type": kind, "values": values} for kind, values in CASES])
-    result = subprocess.run(
-        [str(PREFECT_PYTHON), str(script)], input=cases, capture_output=True, text=True, timeout=300, check=False
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    results: list[dict[str, Any]] = json.loads(result.stdout)
-    return results
+    return prefect_renderings(CASES)
 
 
 @pytest.mark.parametrize("index", range(len(CASES)), ids=[f"{kind}-{i}" for i, (kind, _) in enumerate(CASES)])

@@ -5,8 +5,6 @@ the ACI backend to the fake ARM: one container group, in the resource group's re
 from __future__ import annotations
 
 import json
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,26 +12,17 @@ import pytest
 from push_pools.backends import aci
 from push_pools.backends.aci import AciBackend
 from push_pools.templating import check_base_job_template
+from tests.compat.prefect_workers import prefect_default_template
 from tests.fakes.arm import FakeArm, fake_clients
 from tests.unit.azure.helpers import API_KEY, IDENTITY, SUBSCRIPTION, render
-
-ROOT = Path(__file__).resolve().parents[3]
-PREFECT_PYTHON = ROOT / ".venv-prefect-workers" / "bin" / "python"
-SCRIPT = ROOT / "tests" / "compat" / "prefect_worker_templates.py"
 
 
 @pytest.fixture(scope="module")
 def prefect_template() -> dict[str, Any]:
-    if not PREFECT_PYTHON.exists() or not SCRIPT.exists():
-        pytest.skip("the Prefect workers' environment is built by `make test` (.venv-prefect-workers)")
-    values = {"resource_group_name": "rg", "subscription_id": SUBSCRIPTION}  # Prefect renders only with these
-    cases = json.dumps([{"type": "azure-container-instance", "values": values}])
-    result = subprocess.run(
-        [str(PREFECT_PYTHON), str(SCRIPT)], input=cases, capture_output=True, text=True, timeout=300, check=False
+    # Prefect renders this template only with its two required variables.
+    return prefect_default_template(
+        "azure-container-instance", {"resource_group_name": "rg", "subscription_id": SUBSCRIPTION}
     )
-    assert result.returncode == 0, result.stderr[-2000:]
-    template: dict[str, Any] = json.loads(result.stdout)[0]["template"]
-    return template
 
 
 def provisioned(template: dict[str, Any]) -> dict[str, Any]:

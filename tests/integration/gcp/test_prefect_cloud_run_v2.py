@@ -4,8 +4,6 @@ fake, exactly as they would from a Prefect user's work pool."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,11 +16,9 @@ from push_pools.dispatcher import Backends, Dispatcher
 from push_pools.models import Deployment, WorkPool
 from push_pools.orchestrators.local import LocalStore
 from push_pools.settings import Settings
+from tests.compat.prefect_workers import prefect_default_template
 from tests.fakes.cloud_run import FakeCloudRun, clients
 
-ROOT = Path(__file__).parents[3]
-PREFECT_PYTHON = ROOT / ".venv-prefect-workers" / "bin" / "python"
-EXPORTER = ROOT / "tests" / "compat" / "prefect_worker_templates.py"
 FULL = {
     "region": "europe-west1",
     "image": "europe-docker.pkg.dev/proj-1/flows/etl:1",
@@ -42,19 +38,7 @@ FULL = {
 
 @pytest.fixture(scope="module")
 def prefect_template() -> dict[str, Any]:
-    if not PREFECT_PYTHON.exists():
-        pytest.fail(f"{PREFECT_PYTHON} is missing: `make test` builds it (Prefect and its worker integrations)")
-    result = subprocess.run(
-        [str(PREFECT_PYTHON), str(EXPORTER)],
-        input=json.dumps([{"type": "cloud-run-v2", "values": {}}]),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    template: dict[str, Any] = json.loads(result.stdout)[0]["template"]
-    return template
+    return prefect_default_template("cloud-run-v2")
 
 
 def submitted(
