@@ -23,62 +23,17 @@ from push_pools.models import (
     TERMINAL_STATES,
     Deployment,
     FlowRun,
-    State,
     StateType,
     WorkPool,
 )
 from push_pools.orchestrators.base import ClaimResult, RunEnvironment
-
-SCHEMA_VERSION = 1
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS work_pools (
-    name TEXT PRIMARY KEY,
-    type TEXT NOT NULL,
-    base_job_template TEXT NOT NULL,
-    description TEXT,
-    is_paused INTEGER NOT NULL DEFAULT 0,
-    concurrency_limit INTEGER,
-    last_tick_at REAL
-);
-CREATE TABLE IF NOT EXISTS deployments (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    pool_name TEXT NOT NULL REFERENCES work_pools(name),
-    flow_name TEXT,
-    image TEXT,
-    command TEXT,
-    parameters TEXT NOT NULL,
-    job_variables TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS flow_runs (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    pool_name TEXT NOT NULL,
-    deployment_id TEXT REFERENCES deployments(id) ON DELETE SET NULL,
-    deployment_name TEXT,
-    flow_name TEXT,
-    state_type TEXT NOT NULL,
-    state_name TEXT NOT NULL,
-    state_message TEXT,
-    state_timestamp REAL NOT NULL,
-    expected_start_time REAL NOT NULL,
-    parameters TEXT NOT NULL,
-    job_variables TEXT NOT NULL,
-    infrastructure_pid TEXT,
-    attempt INTEGER NOT NULL DEFAULT 1
-);
-CREATE INDEX IF NOT EXISTS flow_runs_by_pool_state
-    ON flow_runs (pool_name, state_type, expected_start_time);
-CREATE TABLE IF NOT EXISTS flow_run_states (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    flow_run_id TEXT NOT NULL REFERENCES flow_runs(id) ON DELETE CASCADE,
-    type TEXT NOT NULL,
-    name TEXT NOT NULL,
-    message TEXT,
-    timestamp REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS flow_run_states_by_run ON flow_run_states (flow_run_id, id);
-"""
+from push_pools.orchestrators.local_schema import (
+    SCHEMA,
+    SCHEMA_VERSION,
+    deployment_from_row,
+    pool_from_row,
+    run_from_row,
+)
 
 _ACTIVE_SQL = "(" + ", ".join(f"'{state}'" for state in sorted(ACTIVE_STATES)) + ")"
 
@@ -142,13 +97,13 @@ class LocalStore:
 
     def list_pools(self) -> list[WorkPool]:
         rows = self._db().execute("SELECT * FROM work_pools ORDER BY name").fetchall()
-        return [_pool(row) for row in rows]
+        return [pool_from_row(row) for row in rows]
 
     def get_pool(self, name: str) -> WorkPool:
         row = self._db().execute("SELECT * FROM work_pools WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise NotFoundError(f"no work pool named {name!r}")
-        return _pool(row)
+        return pool_from_row(row)
 
     def inspect_pool(self, name: str) -> WorkPool:
         return self.get_pool(name)
@@ -221,19 +176,19 @@ class LocalStore:
         row = self._db().execute("SELECT * FROM deployments WHERE id = ?", (deployment_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"no deployment with id {deployment_id!r}")
-        return _deployment(row)
+        return deployment_from_row(row)
 
     def get_deployment_by_name(self, name: str) -> Deployment:
         row = self._db().execute("SELECT * FROM deployments WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise NotFoundError(f"no deployment named {name!r}")
-        return _deployment(row)
+        return deployment_from_row(row)
 
     def list_deployments(self, pool_name: str | None = None) -> list[Deployment]:
         rows = self._db().execute(
             "SELECT * FROM deployments WHERE ? IS NULL OR pool_name = ? ORDER BY name", (pool_name, pool_name)
         )
-        return [_deployment(row) for row in rows]
+        return [deployment_from_row(row) for row in rows]
 
     def delete_deployment(self, name: str) -> None:
         with self._write() as db:
@@ -280,7 +235,7 @@ class LocalStore:
         history = db.execute(
             "SELECT * FROM flow_run_states WHERE flow_run_id = ? ORDER BY id", (flow_run_id,)
         ).fetchall()
-        return _run(row, history)
+        return run_from_row(row, history)
 
     def list_runs(
         self, *, pool_name: str | None = None, state: StateType | None = None, limit: int = 100
@@ -290,7 +245,7 @@ class LocalStore:
             "ORDER BY expected_start_time DESC LIMIT ?",
             (pool_name, pool_name, state, state, limit),
         )
-        return [_run(row) for row in rows]
+        return [run_from_row(row) for row in rows]
 
     def scheduled_runs(self, pool_name: str, before: datetime, limit: int) -> list[FlowRun]:
         rows = self._db().execute(
@@ -298,14 +253,14 @@ class LocalStore:
             "AND expected_start_time <= ? ORDER BY expected_start_time LIMIT ?",
             (pool_name, before.timestamp(), limit),
         )
-        return [_run(row) for row in rows]
+        return [run_from_row(row) for row in rows]
 
     def runs_in_state(self, pool_name: str, state: StateType, limit: int) -> list[FlowRun]:
         rows = self._db().execute(
             "SELECT * FROM flow_runs WHERE pool_name = ? AND state_type = ? ORDER BY state_timestamp LIMIT ?",
             (pool_name, state, limit),
         )
-        return [_run(row) for row in rows]
+        return [run_from_row(row) for row in rows]
 
     def claim_run(self, run: FlowRun, now: datetime, concurrency_limit: int | None) -> ClaimResult:
         with self._write() as db:
@@ -407,68 +362,8 @@ class LocalStore:
         return RunEnvironment(env=env, labels=labels)
 
 
-def _time(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
-
-
 def _add_history(db: sqlite3.Connection, run_id: str, state: StateType, message: str | None, at: datetime) -> None:
     db.execute(
         "INSERT INTO flow_run_states (flow_run_id, type, name, message, timestamp) VALUES (?, ?, ?, ?, ?)",
         (run_id, state, state.display_name, message, at.timestamp()),
-    )
-
-
-def _pool(row: sqlite3.Row) -> WorkPool:
-    return WorkPool(
-        name=row["name"],
-        type=row["type"],
-        base_job_template=json.loads(row["base_job_template"]),
-        description=row["description"],
-        is_paused=bool(row["is_paused"]),
-        concurrency_limit=row["concurrency_limit"],
-        last_tick_at=_time(row["last_tick_at"]),
-    )
-
-
-def _deployment(row: sqlite3.Row) -> Deployment:
-    return Deployment(
-        id=row["id"],
-        name=row["name"],
-        pool_name=row["pool_name"],
-        flow_name=row["flow_name"],
-        image=row["image"],
-        command=row["command"],
-        parameters=json.loads(row["parameters"]),
-        job_variables=json.loads(row["job_variables"]),
-    )
-
-
-def _run(row: sqlite3.Row, history: Sequence[sqlite3.Row] = ()) -> FlowRun:
-    return FlowRun(
-        id=row["id"],
-        name=row["name"],
-        pool_name=row["pool_name"],
-        deployment_id=row["deployment_id"],
-        deployment_name=row["deployment_name"],
-        flow_name=row["flow_name"],
-        state=State(
-            type=row["state_type"],
-            name=row["state_name"],
-            message=row["state_message"],
-            timestamp=datetime.fromtimestamp(row["state_timestamp"], UTC),
-        ),
-        expected_start_time=datetime.fromtimestamp(row["expected_start_time"], UTC),
-        parameters=json.loads(row["parameters"]),
-        job_variables=json.loads(row["job_variables"]),
-        infrastructure_pid=row["infrastructure_pid"],
-        attempt=row["attempt"],
-        state_history=[
-            State(
-                type=h["type"],
-                name=h["name"],
-                message=h["message"],
-                timestamp=datetime.fromtimestamp(h["timestamp"], UTC),
-            )
-            for h in history
-        ],
     )

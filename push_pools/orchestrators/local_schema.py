@@ -1,0 +1,121 @@
+"""The embedded store's SQLite schema, and how its rows become models."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from push_pools.models import Deployment, FlowRun, State, WorkPool
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS work_pools (
+    name TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    base_job_template TEXT NOT NULL,
+    description TEXT,
+    is_paused INTEGER NOT NULL DEFAULT 0,
+    concurrency_limit INTEGER,
+    last_tick_at REAL
+);
+CREATE TABLE IF NOT EXISTS deployments (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    pool_name TEXT NOT NULL REFERENCES work_pools(name),
+    flow_name TEXT,
+    image TEXT,
+    command TEXT,
+    parameters TEXT NOT NULL,
+    job_variables TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS flow_runs (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    pool_name TEXT NOT NULL,
+    deployment_id TEXT REFERENCES deployments(id) ON DELETE SET NULL,
+    deployment_name TEXT,
+    flow_name TEXT,
+    state_type TEXT NOT NULL,
+    state_name TEXT NOT NULL,
+    state_message TEXT,
+    state_timestamp REAL NOT NULL,
+    expected_start_time REAL NOT NULL,
+    parameters TEXT NOT NULL,
+    job_variables TEXT NOT NULL,
+    infrastructure_pid TEXT,
+    attempt INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS flow_runs_by_pool_state
+    ON flow_runs (pool_name, state_type, expected_start_time);
+CREATE TABLE IF NOT EXISTS flow_run_states (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    flow_run_id TEXT NOT NULL REFERENCES flow_runs(id) ON DELETE CASCADE,
+    type TEXT NOT NULL,
+    name TEXT NOT NULL,
+    message TEXT,
+    timestamp REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS flow_run_states_by_run ON flow_run_states (flow_run_id, id);
+"""
+
+
+def _time(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def pool_from_row(row: sqlite3.Row) -> WorkPool:
+    return WorkPool(
+        name=row["name"],
+        type=row["type"],
+        base_job_template=json.loads(row["base_job_template"]),
+        description=row["description"],
+        is_paused=bool(row["is_paused"]),
+        concurrency_limit=row["concurrency_limit"],
+        last_tick_at=_time(row["last_tick_at"]),
+    )
+
+
+def deployment_from_row(row: sqlite3.Row) -> Deployment:
+    return Deployment(
+        id=row["id"],
+        name=row["name"],
+        pool_name=row["pool_name"],
+        flow_name=row["flow_name"],
+        image=row["image"],
+        command=row["command"],
+        parameters=json.loads(row["parameters"]),
+        job_variables=json.loads(row["job_variables"]),
+    )
+
+
+def run_from_row(row: sqlite3.Row, history: Sequence[sqlite3.Row] = ()) -> FlowRun:
+    return FlowRun(
+        id=row["id"],
+        name=row["name"],
+        pool_name=row["pool_name"],
+        deployment_id=row["deployment_id"],
+        deployment_name=row["deployment_name"],
+        flow_name=row["flow_name"],
+        state=State(
+            type=row["state_type"],
+            name=row["state_name"],
+            message=row["state_message"],
+            timestamp=datetime.fromtimestamp(row["state_timestamp"], UTC),
+        ),
+        expected_start_time=datetime.fromtimestamp(row["expected_start_time"], UTC),
+        parameters=json.loads(row["parameters"]),
+        job_variables=json.loads(row["job_variables"]),
+        infrastructure_pid=row["infrastructure_pid"],
+        attempt=row["attempt"],
+        state_history=[
+            State(
+                type=h["type"],
+                name=h["name"],
+                message=h["message"],
+                timestamp=datetime.fromtimestamp(h["timestamp"], UTC),
+            )
+            for h in history
+        ],
+    )
