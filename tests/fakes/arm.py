@@ -7,7 +7,11 @@ It speaks the REST shapes the SDK uses (api-version 2023-05-01):
   existing group and 409 `ContainerGroupUpdateConflict` for a different one (real ACI would try an update);
 - `GET` a group (with instance views; secure values never come back), list a resource group's groups (paged,
   without container instance views, as ARM does), container logs, a resource group, async operation status;
-- `DELETE` a group: 202 + `Location` polled until done; 204 for a group that does not exist.
+- `DELETE` a group: 202 + `Location` polled until done; 204 for a group that does not exist;
+- ARM deployments of container groups, as Prefect's ACI worker makes them (`PUT/GET .../providers/
+  Microsoft.Resources/deployments/NAME`): the template's container groups are evaluated (`arm_templates`) and
+  created as a PUT of each would create them, same checks and quotas; 201 + `Azure-AsyncOperation`, which ends
+  `Failed` with the group's error if one was refused.
 
 Limits and faults: `create_limit` creates per `create_window` seconds (ACI's 100 per 5 minutes; 429 with the
 Retry-After that frees a slot), `group_limit` groups at once (409 `ContainerGroupQuotaReached`), and random
@@ -42,9 +46,11 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from push_pools.backends.aci_clients import ArmClients
+from tests.fakes.arm_templates import InvalidTemplate, ResourceGroup, container_groups
 
 API_VERSION = "2023-05-01"
 _BASE = r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.ContainerInstance"
+_DEPLOYMENTS = r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.Resources/deployments"
 _ROUTES: list[tuple[str, str, re.Pattern[str]]] = [
     (method, kind, re.compile(pattern + "$", re.IGNORECASE))
     for method, kind, pattern in [
@@ -55,6 +61,8 @@ _ROUTES: list[tuple[str, str, re.Pattern[str]]] = [
         ("GET", "list", _BASE + r"/containerGroups"),
         ("GET", "resource-group", r"/subscriptions/(?P<sub>[^/]+)/resourcegroups/(?P<rg>[^/]+)"),
         ("GET", "operation", r"/fake-arm/operations/(?P<op>[^/]+)"),
+        ("PUT", "deployment", _DEPLOYMENTS + r"/(?P<name>[^/]+)"),
+        ("GET", "deployment", _DEPLOYMENTS + r"/(?P<name>[^/]+)"),
     ]
 ]
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]$|^[a-z0-9]$")
@@ -150,7 +158,10 @@ class FakeArm:
         """Every PUT body received, as sent (secure values included)."""
         self.denied: set[str] = set()
         """Kinds of call refused with 403 AuthorizationFailed, e.g. {"PUT group"}."""
+        self.deployments: dict[str, dict[str, Any]] = {}
+        """ARM deployments by "subscription/resource group/name" (lower case), as GET returns them."""
         self._operations: dict[str, list[int]] = {}
+        self._failed_operations: dict[str, dict[str, str]] = {}
         self._recent_creates: deque[float] = deque()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -198,6 +209,18 @@ class FakeArm:
             group.provisioning, group.container_state = "Failed", "Waiting"
             group.detail_status = "ErrImagePull"
             group.events.append(event)
+
+    def finish_all(self, exit_code: int = 0) -> None:
+        """End every container still running."""
+        with self._lock:
+            running = [group.name for group in self.groups.values() if group.container_state == "Running"]
+        for name in running:
+            self.finish(name, exit_code)
+
+    def call_counts(self) -> Counter[str]:
+        """A copy of `calls`, safe to take while requests are being served."""
+        with self._lock:
+            return Counter(self.calls)
 
     def stop(self, name: str) -> None:
         with self._lock:
@@ -278,6 +301,8 @@ class FakeArm:
             return _json(self._resource_group(params["sub"], params["rg"]))
         if kind == "list":
             return self._list(request, params["sub"], params["rg"])
+        if kind == "deployment":
+            return self._deploy(request, params) if request.method == "PUT" else self._deployment(params)
         key = _group_key(params["sub"], params["rg"], params["name"])
         if kind == "logs":
             return self._logs(request, key, params["container"])
@@ -294,7 +319,19 @@ class FakeArm:
     def _put(self, request: Request, params: dict[str, str]) -> Response:
         self._resource_group(params["sub"], params["rg"])
         body = _validated(request, params["name"])
-        key = _group_key(params["sub"], params["rg"], params["name"])
+        status, rendered, operation = self._create_group(params["sub"], params["rg"], params["name"], body)
+        if operation is None:
+            return _json(rendered, status)
+        headers = {
+            "Azure-AsyncOperation": f"{request.host_url}fake-arm/operations/{operation}?api-version={API_VERSION}"
+        }
+        return _json(rendered, status, headers | {"Retry-After": "0"})
+
+    def _create_group(
+        self, subscription: str, resource_group: str, name: str, body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], str | None]:
+        """Create the group (201 and its operation), or find it unchanged (200, no operation)."""
+        key = _group_key(subscription, resource_group, name)
         with self._lock:
             self.bodies.append(copy.deepcopy(body))
             existing = self.groups.get(key)
@@ -303,12 +340,12 @@ class FakeArm:
                     raise ArmError(
                         409, "ContainerGroupUpdateConflict", f"container group {existing.name} exists with another spec"
                     )
-                return _json(self._render(existing, instance_view=True))
-            self._admit_create(params["sub"], body["location"])
+                return 200, self._render(existing, instance_view=True), None
+            self._admit_create(subscription, body["location"])
             group = FakeGroup(
-                params["sub"],
-                params["rg"],
-                params["name"],
+                subscription,
+                resource_group,
+                name,
                 body,
                 datetime.now(UTC),
                 provisioning="Pending" if self.starting_reads else "Succeeded",
@@ -319,10 +356,56 @@ class FakeArm:
             self.created[group.name] += 1
             operation = self._new_operation(self.operation_polls)
             rendered = self._render(group, instance_view=False)
+        return 201, rendered, operation
+
+    def _deploy(self, request: Request, params: dict[str, str]) -> Response:
+        """A deployment of container groups: each is created as its own PUT would create it."""
+        resource_group = self._resource_group(params["sub"], params["rg"])
+        try:
+            properties = json.loads(request.get_data()).get("properties") or {}
+            groups = container_groups(
+                properties.get("template"),
+                properties.get("parameters") or {},
+                ResourceGroup(resource_group["id"], params["rg"], resource_group["location"]),
+            )
+        except (ValueError, AttributeError, InvalidTemplate) as exc:
+            raise ArmError(400, "InvalidTemplate", f"deployment {params['name']}: {exc}") from None
+        error, created = None, []
+        for name, body in groups:
+            try:
+                _, rendered, _ = self._create_group(params["sub"], params["rg"], name, _validated_body(name, body))
+                created.append({"id": rendered["id"]})
+            except ArmError as exc:
+                error = {"code": exc.code, "message": exc.message}
+                break
+        deployment = {
+            "id": f"{resource_group['id']}/providers/Microsoft.Resources/deployments/{params['name']}",
+            "name": params["name"],
+            "type": "Microsoft.Resources/deployments",
+            "properties": {
+                "provisioningState": "Failed" if error else "Succeeded",
+                "mode": properties.get("mode", "Incremental"),
+                "timestamp": datetime.now(UTC).isoformat(),
+                "outputResources": created,
+                **({"error": error} if error else {}),
+            },
+        }
+        with self._lock:
+            self.deployments[_group_key(params["sub"], params["rg"], params["name"])] = deployment
+            operation = self._new_operation(self.operation_polls)
+            if error:
+                self._failed_operations[operation] = error
         headers = {
             "Azure-AsyncOperation": f"{request.host_url}fake-arm/operations/{operation}?api-version={API_VERSION}"
         }
-        return _json(rendered, 201, headers | {"Retry-After": "0"})
+        return _json(deployment, 201, headers | {"Retry-After": "0"})
+
+    def _deployment(self, params: dict[str, str]) -> Response:
+        with self._lock:
+            deployment = self.deployments.get(_group_key(params["sub"], params["rg"], params["name"]))
+        if deployment is None:
+            raise ArmError(404, "DeploymentNotFound", f"deployment {params['name']} could not be found")
+        return _json(deployment)
 
     def _admit_create(self, subscription: str, location: str) -> None:
         """ACI's create quotas: so many creates per window, so many groups per region (caller holds the lock)."""
@@ -407,10 +490,13 @@ class FakeArm:
                 raise ArmError(404, "OperationNotFound", "no such operation")
             left[0] -= 1
             done = left[0] < 0
+            error = self._failed_operations.get(operation)
         if location_polling:
             return Response(status=204) if done else Response(status=202, headers={"Retry-After": "0"})
-        status = "Succeeded" if done else "InProgress"
-        return _json({"id": operation, "name": operation, "status": status}, headers={"Retry-After": "0"})
+        document: dict[str, Any] = {"id": operation, "name": operation, "status": "InProgress"}
+        if done:
+            document |= {"status": "Failed", "error": error} if error else {"status": "Succeeded"}
+        return _json(document, headers={"Retry-After": "0"})
 
     def _render(self, group: FakeGroup, *, instance_view: bool, reading: bool = False) -> dict[str, Any]:
         """The group as ARM returns it (caller holds the lock): secure values hidden, instance views if asked."""
@@ -468,12 +554,16 @@ def _group_state(group: FakeGroup) -> str:
 
 def _validated(request: Request, name: str) -> dict[str, Any]:
     """The PUT body, or the 400 ACI would answer for it."""
-    if len(name) > 63 or not _NAME.match(name):
-        raise ArmError(400, "InvalidContainerGroupName", f"container group name {name!r} is invalid")
+    _check_name(name)
     try:
         body = json.loads(request.get_data())
     except ValueError:
         raise ArmError(400, "InvalidRequestContent", "the request body is not JSON") from None
+    return _validated_body(name, body)
+
+
+def _validated_body(name: str, body: Any) -> dict[str, Any]:
+    _check_name(name)
     if not isinstance(body, dict):
         raise ArmError(400, "InvalidRequestContent", "the request body must be an object")
     location = body.get("location")
@@ -500,6 +590,11 @@ def _validated(request: Request, name: str) -> dict[str, Any]:
         if re.search(r"[<>%&\\?/]", tag):
             raise ArmError(400, "InvalidTagNameCharacters", f"tag name {tag!r} has invalid characters")
     return body
+
+
+def _check_name(name: str) -> None:
+    if len(name) > 63 or not _NAME.match(name):
+        raise ArmError(400, "InvalidContainerGroupName", f"container group name {name!r} is invalid")
 
 
 def _check_container(container: Any) -> None:

@@ -9,8 +9,14 @@ It speaks the shapes the REST transport uses (camelCase JSON, enums as numbers o
 - `POST .../jobs/J:run` with overrides: the execution exists at once, in the operation's metadata, with the
   overrides applied to its template (env merged by name, args replaced, timeout, taskCount); the job's etag,
   execution count and latest execution change;
-- executions: `GET` one, list (newest first, paged), `POST ...:cancel` (400 FAILED_PRECONDITION once finished);
+- executions: `GET` one, list (newest first, paged), `POST ...:cancel` (400 FAILED_PRECONDITION once finished),
+  `DELETE` (400 FAILED_PRECONDITION while it runs), as Prefect's Cloud Run worker deletes them before their job;
 - `GET .../operations/O`.
+
+Jobs and executions carry the fields Prefect's Cloud Run worker reads as required (`generation`, `logUri`, a
+job's `latestCreatedExecution`, empty until its first run), and a job its `terminalCondition` (type `Ready`:
+CONDITION_RECONCILING until its creation is done, then CONDITION_SUCCEEDED), which that worker waits for before
+running the job.
 
 Executions start with no task running; tests move them with `start_execution`, `finish`, `finish_all`. Every
 request is counted by method (`calls`), by method and answer (`answers`) and by the IAM permission it needs
@@ -55,6 +61,7 @@ ROUTES: list[tuple[str, str, re.Pattern[str]]] = [
         ("GET", "ListExecutions", _JOB + r"/executions"),
         ("GET", "GetExecution", _EXECUTION),
         ("POST", "CancelExecution", _EXECUTION + r":cancel"),
+        ("DELETE", "DeleteExecution", _EXECUTION),
         ("GET", "GetOperation", _LOC + r"/operations/(?P<operation>[^/]+)"),
     ]
 ]
@@ -67,10 +74,11 @@ PERMISSIONS = {
     "ListExecutions": "run.executions.list",
     "GetExecution": "run.executions.get",
     "CancelExecution": "run.executions.cancel",
+    "DeleteExecution": "run.executions.delete",
     "GetOperation": "run.operations.get",
 }
 """The IAM permission each method needs (RunJob with overrides needs run.jobs.runWithOverrides as well)."""
-WRITE_METHODS = frozenset({"CreateJob", "DeleteJob", "RunJob", "CancelExecution"})
+WRITE_METHODS = frozenset({"CreateJob", "DeleteJob", "RunJob", "CancelExecution", "DeleteExecution"})
 _STATUS_NAMES = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 409: "ABORTED"}
 _STATUS_NAMES |= {429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
 _JOB_ID = re.compile(r"^[a-z](?:[-a-z0-9]{0,47}[a-z0-9])?$")
@@ -235,6 +243,11 @@ class FakeCloudRun:
                 if entry.get("name") == env_name
             )
 
+    def call_counts(self) -> Counter[str]:
+        """A copy of `calls`, safe to take while requests are being served."""
+        with self._lock:
+            return Counter(self.calls)
+
     def write_calls(self) -> int:
         return sum(count for method, count in self.calls.items() if method in WRITE_METHODS)
 
@@ -309,11 +322,14 @@ class FakeCloudRun:
         job = copy.deepcopy(body) | {
             "name": name,
             "uid": f"uid-{next(self._ids)}",
+            "generation": "1",
             "createTime": now,
             "updateTime": now,
+            "latestCreatedExecution": {},
             "etag": f'"{next(self._ids)}"',
             "executionCount": 0,
             "reconciling": self.create_polls > 0,
+            "terminalCondition": _ready_condition(reconciling=self.create_polls > 0, now=now),
         }
         containers = job["template"]["template"]["containers"]
         missing = [c["image"] for c in containers if c["image"] in self.missing_images]
@@ -374,7 +390,9 @@ class FakeCloudRun:
         execution = {
             "name": f"{job['name']}/executions/{short}-{suffix}",
             "uid": f"uid-{next(self._ids)}",
+            "generation": "1",
             "job": job["name"],
+            "logUri": f"https://console.cloud.google.com/logs/viewer?resource=cloud_run_job/job_name/{short}",
             "createTime": now,
             "taskCount": tasks,
             "parallelism": 1,
@@ -412,6 +430,13 @@ class FakeCloudRun:
         self._complete(execution, "CONDITION_FAILED", "The execution was cancelled.")
         return self._operation_view(self._operation(_parent(where), kind="execution", subject=execution))
 
+    def _delete_execution(self, where: dict[str, str], args: Any, body: dict[str, Any]) -> dict[str, Any]:
+        execution = self._execution(where)
+        if "completionTime" not in execution:
+            raise ApiError(400, "the execution is still running", grpc_status="FAILED_PRECONDITION")
+        del self.executions[execution["name"]]
+        return self._operation_view(self._operation(_parent(where), kind="delete-execution", subject=execution))
+
     def _get_operation(self, where: dict[str, str], args: Any, body: dict[str, Any]) -> dict[str, Any]:
         name = f"{_parent(where)}/operations/{where['operation']}"
         if name not in self.operations:
@@ -421,6 +446,7 @@ class FakeCloudRun:
             operation["polls"] -= 1
             if operation["polls"] == 0:
                 operation["subject"]["reconciling"] = False
+                operation["subject"]["terminalCondition"] = _ready_condition(reconciling=False, now=self._now())
         return self._operation_view(operation)
 
     def _operation(self, parent: str, *, kind: str, subject: dict[str, Any], polls: int = 0) -> dict[str, Any]:
@@ -438,7 +464,7 @@ class FakeCloudRun:
             response_type = "Execution"
         else:
             done = operation["polls"] == 0
-            view, response_type = {}, "Job"
+            view, response_type = {}, "Execution" if operation["kind"] == "delete-execution" else "Job"
         view |= {"name": operation["name"], "done": done}
         if done and "error" in operation:
             view["error"] = operation["error"]
@@ -502,6 +528,11 @@ def _check_job(body: dict[str, Any]) -> None:
     containers = body.get("template", {}).get("template", {}).get("containers", [])
     if not containers or not all(container.get("image") for container in containers):
         raise ApiError(400, "template.template.containers: every container needs an image")
+
+
+def _ready_condition(*, reconciling: bool, now: str) -> dict[str, Any]:
+    state = "CONDITION_RECONCILING" if reconciling else "CONDITION_SUCCEEDED"
+    return {"type": "Ready", "state": state, "lastTransitionTime": now}
 
 
 def _container(containers: list[dict[str, Any]], name: str) -> dict[str, Any]:
