@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
+import marshal
 import re
+import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from push_pools.errors import ConfigurationError
-from push_pools.packaging import PLATFORMS, build_package, function_requirements
+from push_pools.packaging import PLATFORMS, RUNTIME_PYTHON, build_package, function_requirements
 
 
 def names(requirements: list[str]) -> set[str]:
@@ -42,10 +45,33 @@ def test_the_azure_package(tmp_path: Path) -> None:
     assert not any(entry.startswith(("push_pools/cli/", "push_pools/testing.py")) for entry in entries)
     code = [entry for entry in entries if entry.startswith(("push_pools/backends/", "push_pools/triggers/"))]
     assert not any("/ecs" in entry or "/cloud_run" in entry or "aws_" in entry or "gcp_" in entry for entry in code)
-    assert not any("__pycache__" in entry for entry in entries)
+    compiled = shipped_bytecode(entries) if sys.version_info[:2] == RUNTIME_PYTHON else set()
+    assert {entry for entry in entries if "__pycache__" in entry} == compiled
     assert names(requirements) == names(function_requirements(PLATFORMS["azure"]))
     assert report.size_bytes == report.path.stat().st_size
     assert report.files == len(entries)
+
+
+def shipped_bytecode(entries: set[str]) -> set[str]:
+    """The .pyc entries an archive should hold: one per module, for the functions' Python."""
+    tag = f"cpython-{RUNTIME_PYTHON[0]}{RUNTIME_PYTHON[1]}"
+    return {
+        f"{entry.rpartition('/')[0]}/__pycache__/{entry.rpartition('/')[2][:-3]}.{tag}.pyc".lstrip("/")
+        for entry in entries
+        if entry.endswith(".py")
+    }
+
+
+@pytest.mark.skipif(sys.version_info[:2] != RUNTIME_PYTHON, reason="bytecode is compiled by the runtime's Python only")
+def test_modules_ship_checked_bytecode_recorded_under_the_runtime_path(tmp_path: Path) -> None:
+    report = build_package("gcp", tmp_path / "gcp.zip")
+    with zipfile.ZipFile(report.path) as archive:
+        compiled = archive.read("push_pools/__pycache__/dispatcher.cpython-311.pyc")
+        source = archive.read("push_pools/dispatcher.py")
+    assert compiled[:4] == importlib.util.MAGIC_NUMBER
+    assert int.from_bytes(compiled[4:8], "little") == 0b11, "hash-based and checked: never stale, whatever the mtime"
+    assert compiled[8:16] == importlib.util.source_hash(source)
+    assert marshal.loads(compiled[16:]).co_filename == "/workspace/push_pools/dispatcher.py"
 
 
 def test_packages_are_reproducible(tmp_path: Path) -> None:
