@@ -101,7 +101,12 @@ def one_repeat(runs: int) -> dict[str, float]:
     }
 
 
-def measure(runs: int = 1000, repeats: int = 5) -> list[Figure]:
+def measure(quick: bool = False) -> list[Figure]:
+    """The figures for `python -m bench`; a quick run takes 200 runs, 3 repeats."""
+    return dispatch_figures(200, 3) if quick else dispatch_figures(1000, 5)
+
+
+def dispatch_figures(runs: int = 1000, repeats: int = 5) -> list[Figure]:
     f = median_of(repeats, lambda: one_repeat(runs))
     name, latency = "dispatch", f"{LATENCY_SECONDS * 1000:.0f} ms per cloud call"
     slow_ratio = f["slow_tick_runs_per_s"] / f["slow_sequential_runs_per_s"]
@@ -126,7 +131,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     print(f"bench.dispatch: median of {args.repeats} repeats")
-    print_figures(measure(args.runs, args.repeats))
+    print_figures(dispatch_figures(args.runs, args.repeats))
 
 
 if __name__ == "__main__":

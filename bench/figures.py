@@ -41,3 +41,12 @@ def print_figures(figures: Sequence[Figure]) -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
         if index == 0:
             print("  ".join("-" * width for width in widths))
+
+
+def run_alone(measure: Callable[[bool], list[Figure]], prog: str, description: str | None) -> None:
+    """`python -m bench.<name> [--quick]`: the figures `python -m bench --only <name>` prints, alone."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=prog, description=(description or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run (fewer runs and repeats, noisier)")
+    print_figures(measure(parser.parse_args().quick))

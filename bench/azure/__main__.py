@@ -1,3 +1,4 @@
-from bench.azure.burst import main
+from bench.azure import __doc__, measure
+from bench.figures import run_alone
 
-main()
+run_alone(measure, "python -m bench.azure", __doc__)

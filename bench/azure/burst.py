@@ -17,7 +17,7 @@ The quota floor is the least time 200 creates can take: the 101st cannot start b
 300 s window. Retry-After then exceeds the dispatcher's 30 s submit deadline, so throttled runs are given back
 (REQUEUED) at once and are submitted again by the next tick, or by their queue message's next delivery.
 
-    .venv/bin/python -m bench.azure [--runs 200] [--repeats 3]
+    .venv/bin/python -m bench.azure.burst [--runs 200] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -315,3 +315,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"bench.azure: median of {args.repeats} repeats; quota {CREATE_LIMIT} creates per {CREATE_WINDOW:.0f} s")
     print_figures(measure(args.runs, args.repeats))
+
+
+if __name__ == "__main__":
+    main()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bench.gcp.__main__ import INSTANCES, SUBMIT_ATTEMPTS, SUBMIT_DEADLINE_SECONDS
+from bench.gcp.burst import INSTANCES, SUBMIT_ATTEMPTS, SUBMIT_DEADLINE_SECONDS
 from push_pools.backends import default_base_job_template
 from push_pools.backends.base import RunContext
 from push_pools.backends.cloud_run import CloudRunBackend
