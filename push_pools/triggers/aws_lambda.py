@@ -18,10 +18,11 @@ What it answers, by event (see `aws_events` for how each is recognised):
 A run due within `PUSH_POOL_ENQUEUE_HORIZON_SECONDS` (15 min) is put on the queue (`PUSH_POOL_QUEUE_URL`) with a
 delay that makes it arrive when due; a message arriving a little early is queued again for the rest.
 
-Cold start, once per instance: the webhook secret and the orchestrator's API key are read from Secrets Manager
-(`PUSH_POOL_WEBHOOK_SECRET_ARN`, `PUSH_POOL_ORCHESTRATOR_API_KEY_SECRET_ARN`; the key is exported as
-PREFECT_API_KEY before the orchestrator is built), then the clients, the dispatcher and the webhook are built
-and kept for the instance's warm invocations. Importing this module builds nothing.
+Cold start, once per instance: the webhook secret and the orchestrator's credentials are read from Secrets Manager
+(`PUSH_POOL_WEBHOOK_SECRET_ARN`; `PUSH_POOL_ORCHESTRATOR_API_KEY_SECRET_ARN`, exported as PREFECT_API_KEY, and
+`PUSH_POOL_ORCHESTRATOR_AUTH_STRING_SECRET_ARN`, exported as PREFECT_API_AUTH_STRING for a self-hosted server behind
+basic auth, before the orchestrator is built), then the clients, the dispatcher and the webhook are built and kept
+for the instance's warm invocations. Importing this module builds nothing.
 """
 
 from __future__ import annotations
@@ -58,8 +59,10 @@ logger = logging.getLogger("push_pools.triggers.aws")
 
 WEBHOOK_SECRET_ARN = "PUSH_POOL_WEBHOOK_SECRET_ARN"
 API_KEY_SECRET_ARN = "PUSH_POOL_ORCHESTRATOR_API_KEY_SECRET_ARN"
+AUTH_STRING_SECRET_ARN = "PUSH_POOL_ORCHESTRATOR_AUTH_STRING_SECRET_ARN"
 QUEUE_URL = "PUSH_POOL_QUEUE_URL"
-API_KEY_VARIABLE = "PREFECT_API_KEY"
+EXPORTED_SECRETS = {API_KEY_SECRET_ARN: "PREFECT_API_KEY", AUTH_STRING_SECRET_ARN: "PREFECT_API_AUTH_STRING"}
+"""The orchestrator's credentials: the variable naming each secret, and the variable its value is exported as."""
 MAX_DELAY_SECONDS = 900
 """SQS's longest message delay."""
 
@@ -93,14 +96,16 @@ class LambdaFunction:
     def from_environment(
         cls, environ: MutableMapping[str, str] | None = None, session: boto3.session.Session | None = None
     ) -> LambdaFunction:
-        """Read the secrets, export the API key, build clients and the dispatcher: once per instance."""
+        """Read the secrets, export the orchestrator's credentials, build clients and the dispatcher: once per
+        instance."""
         environ = os.environ if environ is None else environ
         session = session or boto3.session.Session()
         secrets = _SecretReader(session, client_config(Settings()))
         webhook_secret = secrets.read(environ.get(WEBHOOK_SECRET_ARN))
-        api_key = secrets.read(environ.get(API_KEY_SECRET_ARN))
-        if api_key is not None:
-            environ[API_KEY_VARIABLE] = api_key
+        for secret_arn_variable, exported_as in EXPORTED_SECRETS.items():
+            value = secrets.read(environ.get(secret_arn_variable))
+            if value is not None:
+                environ[exported_as] = value
         settings = Settings(webhook_secret=webhook_secret) if webhook_secret is not None else Settings()
         config = client_config(settings)
         dispatcher = Dispatcher.from_settings(settings, {"ecs": EcsBackend.from_session(session, settings)})

@@ -45,7 +45,8 @@ def test_the_function_runs_the_packaged_handler_on_python_311() -> None:
 
 def test_the_function_environment_uses_the_names_the_code_reads() -> None:
     environment = str(locals_()["function_environment"])
-    for name in (aws_lambda.WEBHOOK_SECRET_ARN, aws_lambda.API_KEY_SECRET_ARN, aws_lambda.QUEUE_URL, "PUSH_POOL_HOME"):
+    read = (aws_lambda.WEBHOOK_SECRET_ARN, *aws_lambda.EXPORTED_SECRETS, aws_lambda.QUEUE_URL, "PUSH_POOL_HOME")
+    for name in read:
         assert name in environment, name
     assert "PREFECT_API_URL" in environment
 
@@ -127,6 +128,7 @@ def test_the_pool_command_output_feeds_push_pool_create() -> None:
         "cloudwatch_logs_options": {"awslogs-group": "/push-pools/push-pools/tasks", "awslogs-create-group": "false"},
         "task_role_arn": "arn:aws:iam::123456789012:role/push-pools-task",
         "prefect_api_key_secret_arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:key-AbCdEf",
+        "prefect_api_auth_string_secret_arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:auth-AbCdEf",
         "network_configuration": {"subnets": ["subnet-0abc"], "securityGroups": [], "assignPublicIp": "DISABLED"},
     }
     pool_defaults = str(locals_()["pool_defaults"])

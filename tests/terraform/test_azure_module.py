@@ -161,17 +161,17 @@ def test_the_function_app_is_linux_python_311_with_the_user_assigned_identity() 
 def test_secrets_reach_the_app_as_key_vault_references_only() -> None:
     settings = app_settings_text()
     assert re.search(r'PUSH_POOL_WEBHOOK_SECRET\s*=\s*"@Microsoft\.KeyVault\(SecretUri=', settings)
-    assert re.search(
-        r'PREFECT_API_KEY\s*=\s*"@Microsoft\.KeyVault\(SecretUri=', str(module_locals()["prefect_app_settings"])
-    )
+    prefect_settings = str(module_locals()["prefect_app_settings"])
+    for name in ("PREFECT_API_KEY", "PREFECT_API_AUTH_STRING"):
+        assert re.search(name + r'\s*=\s*"@Microsoft\.KeyVault\(SecretUri=', prefect_settings), name
     assert "random_password" not in settings
-    assert "var.prefect_api_key" not in settings + str(module_locals()["prefect_app_settings"])
+    assert not re.search(r"var\.prefect_api_(key|auth_string)\b", settings + prefect_settings)
     vault = resources("azurerm_key_vault")["this"]
     assert vault["rbac_authorization_enabled"] is True
     user = resources("azurerm_role_assignment")["function_secrets_user"]
     assert (user["role_definition_name"], user["scope"]) == ("Key Vault Secrets User", "${azurerm_key_vault.this.id}")
-    api_key = next(v for v in variables().values() if v.get("sensitive"))
-    assert api_key["description"].startswith("Prefect Cloud API key")
+    sensitive = {name for name, variable in variables().items() if variable.get("sensitive")}
+    assert sensitive == {"prefect_api_key", "prefect_api_auth_string"}
 
 
 def test_the_app_settings_are_the_ones_the_code_reads() -> None:

@@ -18,6 +18,8 @@ module "push_pools" {
   name         = "push-pools"
   package_path = var.package_path
 
+  # A self-hosted server behind basic auth: put user:password in a secret of its own and pass its ARN as
+  # orchestrator_auth_string_secret_arn (the function exports it as PREFECT_API_AUTH_STRING).
   orchestrator                    = "prefect"
   prefect_api_url                 = var.prefect_api_url
   orchestrator_api_key_secret_arn = aws_secretsmanager_secret.prefect_api_key.arn

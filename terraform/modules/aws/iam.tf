@@ -104,7 +104,7 @@ data "aws_iam_policy_document" "function" {
   statement {
     sid       = "ReadItsSecrets"
     actions   = ["secretsmanager:GetSecretValue"]
-    resources = compact([local.webhook_secret_arn, var.orchestrator_api_key_secret_arn])
+    resources = concat([local.webhook_secret_arn], local.orchestrator_secret_arns)
   }
 
   statement {
@@ -277,11 +277,11 @@ data "aws_iam_policy_document" "task_execution" {
   }
 
   dynamic "statement" {
-    for_each = var.orchestrator_api_key_secret_arn != null ? [1] : []
+    for_each = length(local.orchestrator_secret_arns) > 0 ? [1] : []
     content {
-      sid       = "ReadTheApiKey"
+      sid       = "ReadTheOrchestratorCredentials"
       actions   = ["secretsmanager:GetSecretValue"]
-      resources = [var.orchestrator_api_key_secret_arn]
+      resources = local.orchestrator_secret_arns
     }
   }
 

@@ -17,6 +17,8 @@ locals {
   home               = var.efs_access_point_arn != null ? "/mnt/push-pools" : "/tmp/push-pools"
   tasks_log_group    = "/push-pools/${var.name}/tasks"
 
+  orchestrator_secret_arns = compact([var.orchestrator_api_key_secret_arn, var.orchestrator_auth_string_secret_arn])
+
   function_environment = merge(
     {
       PUSH_POOL_HOME                 = local.home
@@ -29,6 +31,7 @@ locals {
     var.orchestrator == "prefect" ? { PREFECT_API_URL = var.prefect_api_url } : {},
     var.orchestrator == "prefect" && length(var.prefect_work_pools) > 0 ? { PUSH_POOL_PREFECT_WORK_POOLS = jsonencode(var.prefect_work_pools) } : {},
     var.orchestrator_api_key_secret_arn != null ? { PUSH_POOL_ORCHESTRATOR_API_KEY_SECRET_ARN = var.orchestrator_api_key_secret_arn } : {},
+    var.orchestrator_auth_string_secret_arn != null ? { PUSH_POOL_ORCHESTRATOR_AUTH_STRING_SECRET_ARN = var.orchestrator_auth_string_secret_arn } : {},
     var.environment,
   )
 
@@ -42,6 +45,7 @@ locals {
     },
     local.task_role_arn != null ? { task_role_arn = local.task_role_arn } : {},
     var.orchestrator_api_key_secret_arn != null ? { prefect_api_key_secret_arn = var.orchestrator_api_key_secret_arn } : {},
+    var.orchestrator_auth_string_secret_arn != null ? { prefect_api_auth_string_secret_arn = var.orchestrator_auth_string_secret_arn } : {},
     local.discovers_subnets ? {} : {
       network_configuration = merge(
         { subnets = var.subnet_ids, securityGroups = var.security_group_ids },

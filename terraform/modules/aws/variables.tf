@@ -150,6 +150,17 @@ variable "orchestrator_api_key_secret_arn" {
   }
 }
 
+variable "orchestrator_auth_string_secret_arn" {
+  type        = string
+  description = "Secrets Manager secret holding the basic-auth string (user:password) of a self-hosted Prefect server behind basic auth. The function exports it as PREFECT_API_AUTH_STRING; tasks receive it by reference through the task execution role. Null: no basic auth."
+  default     = null
+
+  validation {
+    condition     = var.orchestrator_auth_string_secret_arn == null ? true : can(regex("^arn:aws[a-z-]*:secretsmanager:", var.orchestrator_auth_string_secret_arn))
+    error_message = "orchestrator_auth_string_secret_arn must be a Secrets Manager secret ARN."
+  }
+}
+
 variable "webhook_secret_arn" {
   type        = string
   description = "Secrets Manager secret holding the webhook's shared secret (SecretString). Null: the module creates one with a random value (which then lives in the Terraform state: keep the state encrypted and private)."

@@ -28,6 +28,9 @@ locals {
     local.has_prefect_api_key ? {
       PREFECT_API_KEY = "@Microsoft.KeyVault(SecretUri=${azurerm_key_vault_secret.prefect_api_key[0].versionless_id})"
     } : {},
+    local.has_prefect_api_auth_string ? {
+      PREFECT_API_AUTH_STRING = "@Microsoft.KeyVault(SecretUri=${azurerm_key_vault_secret.prefect_api_auth_string[0].versionless_id})"
+    } : {},
   )
   local_app_settings = var.orchestrator != "local" ? {} : { PUSH_POOL_HOME = var.embedded_store_path }
 
@@ -175,7 +178,8 @@ resource "random_password" "webhook" {
 }
 
 locals {
-  has_prefect_api_key = nonsensitive(var.prefect_api_key != null)
+  has_prefect_api_key         = nonsensitive(var.prefect_api_key != null)
+  has_prefect_api_auth_string = nonsensitive(var.prefect_api_auth_string != null)
 }
 
 resource "azurerm_key_vault_secret" "webhook" {
@@ -192,6 +196,16 @@ resource "azurerm_key_vault_secret" "prefect_api_key" {
   count        = local.has_prefect_api_key ? 1 : 0
   name         = "prefect-api-key"
   value        = var.prefect_api_key
+  key_vault_id = azurerm_key_vault.this.id
+  content_type = "text/plain"
+  depends_on   = [azurerm_role_assignment.deployer_secrets_officer]
+}
+
+resource "azurerm_key_vault_secret" "prefect_api_auth_string" {
+  #checkov:skip=CKV_AZURE_41:The basic-auth string is the Prefect server's own (PREFECT_SERVER_API_AUTH_STRING) and changes with it; an expiry date would silently cut the function off.
+  count        = local.has_prefect_api_auth_string ? 1 : 0
+  name         = "prefect-api-auth-string"
+  value        = var.prefect_api_auth_string
   key_vault_id = azurerm_key_vault.this.id
   content_type = "text/plain"
   depends_on   = [azurerm_role_assignment.deployer_secrets_officer]

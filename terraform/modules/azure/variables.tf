@@ -78,6 +78,13 @@ variable "prefect_api_key" {
   sensitive   = true
 }
 
+variable "prefect_api_auth_string" {
+  type        = string
+  description = "Basic-auth string (user:password) of a self-hosted Prefect server behind basic auth; stored in Key Vault and given to the app as a Key Vault reference. Null: no basic auth."
+  default     = null
+  sensitive   = true
+}
+
 variable "prefect_work_pools" {
   type        = list(string)
   description = "Prefect work pools this executor serves (required on Prefect Cloud); empty serves every azure-container-instance:push pool of a self-hosted server."

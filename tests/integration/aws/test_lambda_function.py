@@ -21,7 +21,13 @@ from push_pools.models import Deployment, FlowRun, StateType, WorkPool
 from push_pools.orchestrators.local import LocalStore
 from push_pools.triggers.auth import sign
 from push_pools.triggers.aws_events import UnsupportedEventError
-from push_pools.triggers.aws_lambda import API_KEY_SECRET_ARN, QUEUE_URL, WEBHOOK_SECRET_ARN, LambdaFunction
+from push_pools.triggers.aws_lambda import (
+    API_KEY_SECRET_ARN,
+    AUTH_STRING_SECRET_ARN,
+    QUEUE_URL,
+    WEBHOOK_SECRET_ARN,
+    LambdaFunction,
+)
 from tests.integration.aws.conftest import IMAGE, REGION, AwsWorld, ecs_template, load_fixture, moto_task, task_event
 
 WEBHOOK_SECRET = "whsec-0123456789abcdef"
@@ -347,6 +353,25 @@ def test_with_prefect_the_api_key_from_secrets_manager_reaches_the_orchestrator(
     function = LambdaFunction.from_environment(os.environ, aws_inprocess.session)
     assert function.dispatcher.orchestrator.api.connection.api_key == API_KEY  # type: ignore[attr-defined]
     assert os.environ["PREFECT_API_KEY"] == API_KEY
+
+
+def test_with_a_self_hosted_prefect_behind_basic_auth_the_auth_string_reaches_the_orchestrator(
+    aws_inprocess: AwsWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secrets = aws_inprocess.client("secretsmanager")
+    monkeypatch.setenv("PUSH_POOL_HOME", str(tmp_path))
+    monkeypatch.setenv("PUSH_POOL_ORCHESTRATOR", "prefect")
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    monkeypatch.setenv(AUTH_STRING_SECRET_ARN, secrets.create_secret(Name="a", SecretString="admin:pass")["ARN"])
+    monkeypatch.setenv(WEBHOOK_SECRET_ARN, secrets.create_secret(Name="w", SecretString=WEBHOOK_SECRET)["ARN"])
+    monkeypatch.delenv(API_KEY_SECRET_ARN, raising=False)
+    monkeypatch.delenv("PREFECT_API_KEY", raising=False)
+    monkeypatch.delenv("PREFECT_API_AUTH_STRING", raising=False)
+    function = LambdaFunction.from_environment(os.environ, aws_inprocess.session)
+    connection = function.dispatcher.orchestrator.api.connection  # type: ignore[attr-defined]
+    assert (connection.auth_string, connection.api_key) == ("admin:pass", None)
+    assert os.environ["PREFECT_API_AUTH_STRING"] == "admin:pass"
 
 
 def test_a_secret_that_cannot_be_read_stops_the_cold_start(
