@@ -271,7 +271,7 @@ def measure_entry_point(
     entry: EntryPoint, sdk_label: str, cloud: Callable[[Path], AbstractContextManager[Cloud]], quick: bool
 ) -> list[Figure]:
     """Every figure of one platform's entry point: package, cold import, peak RSS, first answer."""
-    repeats, rss_repeats = (3, 1) if quick else (9, 3)
+    repeats, rss_repeats = (3, 1) if quick else (7, 2)
     with scratch_directory(entry.platform) as scratch:
         package = build_and_unpack(entry.platform, scratch)
         with cloud(scratch / "home") as world:

@@ -10,5 +10,7 @@ from bench.figures import Figure
 def measure(quick: bool = False) -> list[Figure]:
     from bench.aws import burst, footprint, lateness
 
-    calls_and_bursts = burst.measure(runs=200, repeats=1, instances=0) if quick else burst.measure(runs=200)
+    # `make bench`: the 500-run burst of the target, one instance, once; `python -m bench.aws.burst` repeats it and
+    # adds four instances at once.
+    calls_and_bursts = burst.measure(runs=200 if quick else 500, repeats=1, instances=0)
     return calls_and_bursts + footprint.measure(quick) + lateness.measure(quick)

@@ -10,5 +10,5 @@ from bench.figures import Figure
 def measure(quick: bool = False) -> list[Figure]:
     from bench.azure import burst, footprint
 
-    calls_and_bursts = burst.measure(runs=120, repeats=1) if quick else burst.measure(runs=200, repeats=2)
+    calls_and_bursts = burst.measure(runs=120, repeats=1) if quick else burst.measure(runs=200, repeats=1)
     return calls_and_bursts + footprint.measure(quick)

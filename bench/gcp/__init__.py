@@ -10,5 +10,5 @@ from bench.figures import Figure
 def measure(quick: bool = False) -> list[Figure]:
     from bench.gcp import burst, footprint
 
-    calls_and_burst = burst.measure(repeats=1, scale=10.0, runs=120) if quick else burst.measure(3, 10.0, 300)
+    calls_and_burst = burst.measure(repeats=1, scale=10.0, runs=120) if quick else burst.measure(2, 10.0, 300)
     return calls_and_burst + footprint.measure(quick)
