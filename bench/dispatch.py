@@ -102,8 +102,8 @@ def one_repeat(runs: int) -> dict[str, float]:
 
 
 def measure(quick: bool = False) -> list[Figure]:
-    """The figures for `python -m bench`; a quick run takes 200 runs, 3 repeats."""
-    return dispatch_figures(200, 3) if quick else dispatch_figures(1000, 5)
+    """The figures for `python -m bench`; a quick run takes 200 runs."""
+    return dispatch_figures(200, 3) if quick else dispatch_figures(1000, 3)
 
 
 def dispatch_figures(runs: int = 1000, repeats: int = 5) -> list[Figure]:

@@ -8,7 +8,8 @@ from bench.figures import Figure
 
 
 def measure(quick: bool = False) -> list[Figure]:
-    """`make bench`: 24 runs per path due over a minute, a tick a minute; quick: 4 runs over 20 s, ticks 10 s apart."""
+    """`make bench`: 24 runs per path due over 30 s, a tick every 30 s (the modules tick every 60 s: `python -m
+    bench.prefect` measures that; `bench.aws.lateness` too); quick: 4 runs over 20 s, ticks 10 s apart."""
     from bench.prefect import lateness
 
-    return lateness.measure(4, 20.0, 10.0) if quick else lateness.measure(24, 60.0, 60.0)
+    return lateness.measure(4, 20.0, 10.0) if quick else lateness.measure(24, 30.0, 30.0)

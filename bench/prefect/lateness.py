@@ -135,7 +135,7 @@ def _measure(server: PrefectServer, work: Path, runs: int, window: float, tick_i
         ticker.join(timeout=30)
         orchestrator.close()
     print(f"{runs} runs per path due over {window:.0f} s; tick every {tick_interval:.0f} s; worker: Prefect defaults")
-    return _figures(bench, scheduled, runs)
+    return _figures(bench, scheduled, runs, tick_interval)
 
 
 def _pool_and_deployment(bench: Bench, path: str) -> str:
@@ -214,7 +214,7 @@ def _wait_for_stamps(bench: Bench, scheduled: list[ScheduledRun], timeout: float
         time.sleep(1)
 
 
-def _figures(bench: Bench, scheduled: list[ScheduledRun], runs: int) -> list[Figure]:
+def _figures(bench: Bench, scheduled: list[ScheduledRun], runs: int, tick_interval: float) -> list[Figure]:
     """Lateness from each run's scheduled start to push-pools' submission (tick, webhook) and, for every path, to
     the moment the job's process started (which, for push-pools, includes the process backend's supervisor)."""
     late: dict[tuple[str, str], list[float]] = {}
@@ -231,7 +231,8 @@ def _figures(bench: Bench, scheduled: list[ScheduledRun], runs: int) -> list[Fig
             samples = late.get((path, moment), [])
             if path == "worker" and moment == "submitted":
                 continue  # the worker's submission is the process start
-            name = f"{path}: due → {moment} ({len(samples)}/{runs})"
+            every = f" every {tick_interval:.0f} s" if path == "tick" else ""
+            name = f"{path}{every}: due → {moment} ({len(samples)}/{runs})"
             for label, q in (("min", 0.0), ("p50", 0.5), ("p99", 0.99)):
                 value = percentile(samples, q) if samples else float("nan")
                 figures.append(Figure("prefect", f"{name} {label}", value, "s"))
