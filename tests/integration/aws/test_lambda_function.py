@@ -339,39 +339,36 @@ def test_secrets_are_read_once_per_instance_and_the_key_is_exported(deployed: De
     assert deployed.world.recorder.calls["secretsmanager:GetSecretValue"] == 2
 
 
-def test_with_prefect_the_api_key_from_secrets_manager_reaches_the_orchestrator(
-    aws_inprocess: AwsWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("secret_arn_variable", "value", "exported_as", "expected_connection"),
+    [
+        (API_KEY_SECRET_ARN, API_KEY, "PREFECT_API_KEY", (API_KEY, None)),
+        (AUTH_STRING_SECRET_ARN, "admin:pass", "PREFECT_API_AUTH_STRING", (None, "admin:pass")),
+    ],
+    ids=["prefect-cloud-api-key", "self-hosted-basic-auth"],
+)
+def test_with_prefect_the_credential_from_secrets_manager_reaches_the_orchestrator(
+    aws_inprocess: AwsWorld,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    secret_arn_variable: str,
+    value: str,
+    exported_as: str,
+    expected_connection: tuple[str | None, str | None],
 ) -> None:
     secrets = aws_inprocess.client("secretsmanager")
     monkeypatch.setenv("PUSH_POOL_HOME", str(tmp_path))
     monkeypatch.setenv("PUSH_POOL_ORCHESTRATOR", "prefect")
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
-    monkeypatch.setenv(API_KEY_SECRET_ARN, secrets.create_secret(Name="k", SecretString=API_KEY)["ARN"])
+    for name in (API_KEY_SECRET_ARN, AUTH_STRING_SECRET_ARN, "PREFECT_API_KEY", "PREFECT_API_AUTH_STRING"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(secret_arn_variable, secrets.create_secret(Name="credential", SecretString=value)["ARN"])
     monkeypatch.setenv(WEBHOOK_SECRET_ARN, secrets.create_secret(Name="w", SecretString=WEBHOOK_SECRET)["ARN"])
-    monkeypatch.delenv("PREFECT_API_KEY", raising=False)
-    function = LambdaFunction.from_environment(os.environ, aws_inprocess.session)
-    assert function.dispatcher.orchestrator.api.connection.api_key == API_KEY  # type: ignore[attr-defined]
-    assert os.environ["PREFECT_API_KEY"] == API_KEY
-
-
-def test_with_a_self_hosted_prefect_behind_basic_auth_the_auth_string_reaches_the_orchestrator(
-    aws_inprocess: AwsWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    secrets = aws_inprocess.client("secretsmanager")
-    monkeypatch.setenv("PUSH_POOL_HOME", str(tmp_path))
-    monkeypatch.setenv("PUSH_POOL_ORCHESTRATOR", "prefect")
-    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
-    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
-    monkeypatch.setenv(AUTH_STRING_SECRET_ARN, secrets.create_secret(Name="a", SecretString="admin:pass")["ARN"])
-    monkeypatch.setenv(WEBHOOK_SECRET_ARN, secrets.create_secret(Name="w", SecretString=WEBHOOK_SECRET)["ARN"])
-    monkeypatch.delenv(API_KEY_SECRET_ARN, raising=False)
-    monkeypatch.delenv("PREFECT_API_KEY", raising=False)
-    monkeypatch.delenv("PREFECT_API_AUTH_STRING", raising=False)
     function = LambdaFunction.from_environment(os.environ, aws_inprocess.session)
     connection = function.dispatcher.orchestrator.api.connection  # type: ignore[attr-defined]
-    assert (connection.auth_string, connection.api_key) == ("admin:pass", None)
-    assert os.environ["PREFECT_API_AUTH_STRING"] == "admin:pass"
+    assert (connection.api_key, connection.auth_string) == expected_connection
+    assert os.environ[exported_as] == value
 
 
 def test_a_secret_that_cannot_be_read_stops_the_cold_start(
