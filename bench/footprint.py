@@ -14,8 +14,8 @@
   modules of the archive without a .pyc are compiled again at every cold start.
 - **Peak RSS.** A fresh process imports the entry point, is handed one event of a kind (a webhook, a queue batch of
   10 runs, a tick that submits 10 due runs) exactly as the platform hands it, submits to the local fake of the
-  cloud, and reports its peak resident set (`ru_maxrss`). The runs are checked to have been submitted. Baseline:
-  the SDK modules imported alone.
+  cloud, and reports its peak resident set (Linux `VmHWM`, see `fresh_process.peak_rss_kib`). The runs are checked
+  to have been submitted. Baseline: the SDK modules imported alone.
 """
 
 from __future__ import annotations
