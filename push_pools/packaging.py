@@ -1,8 +1,8 @@
 """`push-pool package <platform>`: the deployable function archive for AWS Lambda, Google Cloud Functions or
 Azure Functions, built from a source checkout.
 
-The archive holds the `push_pools` package without the CLI and without the other clouds' backend and trigger
-modules, the platform's own files from `infra/<platform>/` at its root, and the dependencies: vendored
+The archive holds the `push_pools` package without the CLI and without the other clouds' folders under
+`push_pools/platforms/`, the platform's own files from `infra/<platform>/` at its root, and the dependencies: vendored
 manylinux wheels for Lambda (which installs nothing; boto3 comes with its runtime), or a `requirements.txt` for
 Cloud Functions and Azure Functions, which install it at deploy time. Entries are sorted and time-stamped
 1980-01-01, so the same sources always give the same bytes (and Terraform's source hash only changes with them).
@@ -39,8 +39,6 @@ _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 class Platform:
     name: str
     extra: str
-    module_prefixes: tuple[str, ...]
-    """Backend and trigger modules that belong to this platform, by file name prefix."""
     vendor_dependencies: bool
     bytecode_root: str
     """Where the runtime puts the archive's files: the .pyc files it ships record their sources under that path."""
@@ -49,13 +47,9 @@ class Platform:
 
 
 PLATFORMS = {
-    "aws": Platform(
-        "aws", "aws", ("ecs", "aws"), vendor_dependencies=True, bytecode_root="/var/task", provided=frozenset({"boto3"})
-    ),
-    "gcp": Platform("gcp", "gcp", ("cloud_run", "gcp"), vendor_dependencies=False, bytecode_root="/workspace"),
-    "azure": Platform(
-        "azure", "azure", ("aci", "azure"), vendor_dependencies=False, bytecode_root="/home/site/wwwroot"
-    ),
+    "aws": Platform("aws", "aws", vendor_dependencies=True, bytecode_root="/var/task", provided=frozenset({"boto3"})),
+    "gcp": Platform("gcp", "gcp", vendor_dependencies=False, bytecode_root="/workspace"),
+    "azure": Platform("azure", "azure", vendor_dependencies=False, bytecode_root="/home/site/wwwroot"),
 }
 RUNTIME_PYTHON = (3, 11)
 """The functions' Python (the Terraform modules' runtimes): wheels are chosen, and .pyc compiled, for it."""
@@ -114,15 +108,15 @@ def _platform(name: str) -> Platform:
 
 
 def _copy_package(platform: Platform, target: Path) -> None:
-    foreign = tuple(p for other in PLATFORMS.values() if other is not platform for p in other.module_prefixes)
+    foreign = {other for other in PLATFORMS if other != platform.name}
 
     def ignore(directory: str, names: list[str]) -> set[str]:
         here = Path(directory)
         skipped = {name for name in names if name == "__pycache__" or name.endswith(".pyc")}
         if here == PACKAGE_ROOT:
             skipped |= {"cli", "testing.py"}
-        if here.name in ("backends", "triggers"):
-            skipped |= {name for name in names if name.startswith(foreign)}
+        if here == PACKAGE_ROOT / "platforms":
+            skipped |= foreign & set(names)
         return skipped
 
     shutil.copytree(PACKAGE_ROOT, target, ignore=ignore)

@@ -33,11 +33,11 @@ import requests
 
 from bench.figures import Figure, print_figures
 from push_pools.backends import default_base_job_template
-from push_pools.backends.ecs import EcsBackend
 from push_pools.dispatcher import Backends, Dispatcher
 from push_pools.jobs import run_context
 from push_pools.models import Deployment, WorkPool
 from push_pools.orchestrators.local import LocalStore
+from push_pools.platforms.aws.backend import EcsBackend
 from push_pools.settings import Settings
 from push_pools.templating import set_variable_defaults
 from push_pools.tick import tick

@@ -40,13 +40,13 @@ from bench.aws.burst import CLUSTER, REGION, moto_server
 from bench.aws.events import function_url_post, run_request, scheduled_event, sqs_batch
 from bench.figures import Figure, percentile, run_alone
 from push_pools.backends import default_base_job_template
-from push_pools.backends.ecs import EcsBackend
 from push_pools.dispatcher import Backends, Dispatcher
 from push_pools.models import Deployment, FlowRun, WorkPool
 from push_pools.orchestrators.local import LocalStore
+from push_pools.platforms.aws.backend import EcsBackend
+from push_pools.platforms.aws.function import LambdaFunction, SqsEnqueue
 from push_pools.settings import Settings
 from push_pools.templating import set_variable_defaults
-from push_pools.triggers.aws_lambda import LambdaFunction, SqsEnqueue
 from tests.fakes.aws_front import patch_moto_fargate_memory
 
 TOKEN = "bench-webhook-secret"

@@ -37,11 +37,11 @@ from pathlib import Path
 
 from bench.figures import Figure, median_of, print_figures
 from push_pools.backends import default_base_job_template
-from push_pools.backends.aci import AciBackend
-from push_pools.backends.aci_clients import CreateThrottle
 from push_pools.dispatcher import Backends, Dispatcher
 from push_pools.models import Deployment, FlowRun, WorkPool
 from push_pools.orchestrators.local import LocalStore
+from push_pools.platforms.azure.backend import AciBackend
+from push_pools.platforms.azure.clients import CreateThrottle
 from push_pools.settings import Settings
 from push_pools.tick import tick
 from push_pools.triggers.handling import RequestHandler

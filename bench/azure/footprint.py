@@ -29,7 +29,7 @@ from tests.fakes.arm import FakeArm
 SDK = ("azure.functions", "azure.mgmt.containerinstance", "azure.identity", "azure.storage.queue")
 ENTRY_POINT = EntryPoint(
     platform="azure",
-    handler_imports=("function_app", "push_pools.backends.aci", *SDK[1:]),
+    handler_imports=("function_app", "push_pools.platforms.azure.backend", *SDK[1:]),
     sdk_imports=SDK,
     invoke_module="bench.azure.invoke",
 )

@@ -25,7 +25,7 @@ FUNCTIONS = {"webhook": "webhook", "batch": "run_queue", "tick": "tick"}
 
 def load(scenario: str) -> Callable[[Any], Any]:
     importlib.import_module("function_app")
-    from push_pools.triggers import azure_functions
+    from push_pools.platforms.azure import function as azure_functions
 
     use_the_fake()
     function: Callable[[Any], Any] = getattr(azure_functions, FUNCTIONS[scenario]).build().get_user_function()
@@ -37,11 +37,11 @@ def use_the_fake() -> None:
     from azure.core.pipeline.policies import SansIOHTTPPolicy
     from azure.identity import DefaultAzureCredential
 
-    from push_pools.backends.aci import AciBackend
-    from push_pools.backends.aci_clients import ArmClients
     from push_pools.dispatcher import Dispatcher
+    from push_pools.platforms.azure import function as azure_functions
+    from push_pools.platforms.azure.backend import AciBackend
+    from push_pools.platforms.azure.clients import ArmClients
     from push_pools.settings import Settings
-    from push_pools.triggers import azure_functions
 
     class StaticToken(SansIOHTTPPolicy):  # type: ignore[type-arg]
         def on_request(self, request: Any) -> None:

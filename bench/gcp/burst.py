@@ -31,11 +31,11 @@ from pathlib import Path
 from bench.figures import Figure, median_of, print_figures
 from bench.gcp.pubsub import deliver
 from push_pools.backends import default_base_job_template
-from push_pools.backends.cloud_run import CloudRunBackend
-from push_pools.backends.cloud_run_spec import IDEMPOTENCY_ENV
 from push_pools.dispatcher import Backends, Dispatcher
 from push_pools.models import Deployment, FlowRun, StateType, WorkPool
 from push_pools.orchestrators.local import LocalStore
+from push_pools.platforms.gcp.backend import CloudRunBackend
+from push_pools.platforms.gcp.request import IDEMPOTENCY_ENV
 from push_pools.settings import Settings
 from push_pools.templating import set_variable_defaults
 from push_pools.triggers.handling import RequestHandler

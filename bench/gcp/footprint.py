@@ -29,7 +29,7 @@ from tests.fakes.cloud_run import FakeCloudRun
 
 ENTRY_POINT = EntryPoint(
     platform="gcp",
-    handler_imports=("main", "push_pools.backends.cloud_run", "google.cloud.run_v2"),
+    handler_imports=("main", "push_pools.platforms.gcp.backend", "google.cloud.run_v2"),
     sdk_imports=("functions_framework", "google.cloud.run_v2"),
     invoke_module="bench.gcp.invoke",
 )

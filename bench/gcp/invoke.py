@@ -38,10 +38,10 @@ def point_clients_at_the_fake() -> None:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import run_v2
 
-    from push_pools.backends.cloud_run import CloudRunBackend
     from push_pools.dispatcher import Dispatcher
+    from push_pools.platforms.gcp import function as gcp_functions
+    from push_pools.platforms.gcp.backend import CloudRunBackend
     from push_pools.settings import Settings
-    from push_pools.triggers import gcp_functions
 
     settings = Settings()
     options = ClientOptions(api_endpoint=os.environ[ENDPOINT_VARIABLE])

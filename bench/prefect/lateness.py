@@ -33,13 +33,13 @@ from typing import Any
 from bench.figures import Figure, percentile, print_figures
 from push_pools.backends import default_base_job_template
 from push_pools.backends.base import RunContext
-from push_pools.backends.process import ProcessBackend
 from push_pools.dispatcher import Backends, Dispatcher
 from push_pools.models import InfrastructureRef, WorkPool
 from push_pools.orchestrators.prefect import PrefectOrchestrator
-from push_pools.orchestrators.prefect_api import PrefectApi
-from push_pools.orchestrators.prefect_automation import install_automation
-from push_pools.orchestrators.prefect_schema import parse_time
+from push_pools.orchestrators.prefect.api import PrefectApi
+from push_pools.orchestrators.prefect.automation import install_automation
+from push_pools.orchestrators.prefect.schema import parse_time
+from push_pools.platforms.local.backend import ProcessBackend
 from push_pools.settings import Settings
 from push_pools.tick import tick
 from push_pools.triggers.http_server import LocalFunction

@@ -23,7 +23,7 @@ def measure(
     minutes here: a Prefect server and Prefect's worker processes take their time to start."""
     from bench.workers import aci, cloud_run, ecs
     from bench.workers.world import Runs, prefect_server
-    from push_pools.orchestrators.prefect_api import PrefectApi
+    from push_pools.orchestrators.prefect.api import PrefectApi
 
     with (
         tempfile.TemporaryDirectory(prefix="bench-workers-") as directory,

@@ -16,7 +16,7 @@ from bench.figures import Figure
 from bench.workers.world import Runs, prefect_default_template
 from bench.workers.writes import WORKER, Cloud, compare
 from push_pools.backends.base import Backend
-from push_pools.backends.cloud_run import CloudRunBackend
+from push_pools.platforms.gcp.backend import CloudRunBackend
 from push_pools.settings import Settings
 from push_pools.templating import set_variable_defaults
 from tests.e2e.prefect.server import PrefectServer

@@ -54,7 +54,7 @@ import pytest
 
 from bench.figures import Figure
 from bench.workers.world import PrefectWorker, PushPoolsInstance, Runs, environment, prefect_default_template
-from push_pools.backends.ecs import EcsBackend
+from push_pools.platforms.aws.backend import EcsBackend
 from push_pools.settings import Settings
 from push_pools.templating import set_variable_defaults
 from tests.e2e.prefect.server import PrefectServer

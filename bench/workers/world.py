@@ -31,8 +31,8 @@ from typing import IO, Any
 from push_pools.backends.base import Backend
 from push_pools.dispatcher import Backends, Dispatcher
 from push_pools.orchestrators.prefect import PrefectOrchestrator
-from push_pools.orchestrators.prefect_api import PrefectApi
-from push_pools.orchestrators.prefect_schema import prefect_pool_type
+from push_pools.orchestrators.prefect.api import PrefectApi
+from push_pools.orchestrators.prefect.schema import prefect_pool_type
 from push_pools.settings import Settings
 from push_pools.tick import tick
 from tests.e2e.prefect.server import REPO, PrefectServer

@@ -1,7 +1,7 @@
 """The pool types push-pools knows, and where each one's backend lives.
 
 Backend modules are imported only when a pool of their type is used, so one platform's function never imports
-another platform's SDK. Default base job templates are JSON files beside this package, readable with no SDK.
+another platform's SDK. Each platform's default base job template is a JSON file in its folder, readable with no SDK.
 """
 
 from __future__ import annotations
@@ -21,22 +21,31 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class PoolType:
-    """One kind of infrastructure: its backend module, the extra that installs its SDK, Prefect's name for it."""
+    """One kind of infrastructure: the platform folder it lives in, the extra that installs its SDK, Prefect's name."""
 
     name: str
-    module: str
+    platform: str
+    """Its folder under `push_pools/platforms/`: the backend module and the default template are there."""
     extra: str | None
     prefect_type: str
     """The type Prefect gives a push pool of this kind (`ecs:push`), or the plain worker type for `process`."""
+
+    @property
+    def package(self) -> str:
+        return f"push_pools.platforms.{self.platform}"
+
+    @property
+    def module(self) -> str:
+        return f"{self.package}.backend"
 
 
 POOL_TYPES: dict[str, PoolType] = {
     pool_type.name: pool_type
     for pool_type in (
-        PoolType("process", "push_pools.backends.process", None, "process"),
-        PoolType("ecs", "push_pools.backends.ecs", "aws", "ecs:push"),
-        PoolType("cloud-run", "push_pools.backends.cloud_run", "gcp", "cloud-run-v2:push"),
-        PoolType("aci", "push_pools.backends.aci", "azure", "azure-container-instance:push"),
+        PoolType("process", "local", None, "process"),
+        PoolType("ecs", "aws", "aws", "ecs:push"),
+        PoolType("cloud-run", "gcp", "gcp", "cloud-run-v2:push"),
+        PoolType("aci", "azure", "azure", "azure-container-instance:push"),
     )
 }
 
@@ -57,7 +66,7 @@ def pool_type(name: str) -> PoolType:
 
 def default_base_job_template(name: str) -> dict[str, Any]:
     """A fresh copy of the pool type's default base job template."""
-    text = resources.files("push_pools.templates").joinpath(f"{pool_type(name).name}.json").read_text()
+    text = resources.files(pool_type(name).package).joinpath("template.json").read_text()
     return cast(dict[str, Any], json.loads(text))
 
 
@@ -67,7 +76,7 @@ def backend_module(name: str) -> _BackendModule:
     try:
         return cast(_BackendModule, importlib.import_module(known.module))
     except ModuleNotFoundError as exc:
-        if exc.name is not None and exc.name.startswith(known.module):
+        if exc.name is not None and exc.name.startswith(known.package):
             raise ConfigurationError(f"pool type {known.name!r} is not available in this build") from exc
         hint = f"; install push-pools[{known.extra}]" if known.extra else ""
         raise ConfigurationError(f"pool type {known.name!r} needs {exc.name!r}{hint}") from exc

@@ -16,10 +16,10 @@ from push_pools.cli import context
 from push_pools.cli.output import OutputFormat, OutputOption, console, print_json
 from push_pools.errors import ConfigurationError
 from push_pools.orchestrators.prefect import PrefectOrchestrator
-from push_pools.orchestrators.prefect_automation import EVENTS, install_automation, uninstall_automation
-from push_pools.orchestrators.prefect_catalog import no_pool, pool_path
-from push_pools.orchestrators.prefect_import import PoolReview, review_pool
-from push_pools.orchestrators.prefect_schema import PUSH_TYPES
+from push_pools.orchestrators.prefect.automation import EVENTS, install_automation, uninstall_automation
+from push_pools.orchestrators.prefect.catalog import no_pool, pool_path
+from push_pools.orchestrators.prefect.pool_import import PoolReview, review_pool
+from push_pools.orchestrators.prefect.schema import PUSH_TYPES
 
 app = typer.Typer(help="Prefect: the automation that calls push-pools' webhook.", no_args_is_help=True)
 

@@ -45,7 +45,7 @@ from azure.core.pipeline.transport import HttpRequest, HttpResponse
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from push_pools.backends.aci_clients import ArmClients
+from push_pools.platforms.azure.clients import ArmClients
 from tests.fakes.arm_templates import InvalidTemplate, ResourceGroup, container_groups
 
 API_VERSION = "2023-05-01"

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from push_pools.backends.base import RunContext
-from push_pools.backends.process import ProcessBackend, build_request
 from push_pools.errors import ConfigurationError, PermanentSubmissionError, TemplateError
 from push_pools.models import InfrastructureState, InfrastructureStatus
+from push_pools.platforms.local.backend import ProcessBackend, build_request
 
 
 def context(key: str = "run-1") -> RunContext:

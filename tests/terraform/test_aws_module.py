@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from push_pools.backends import default_base_job_template
-from push_pools.backends.ecs_run_task import STARTED_BY_PREFIX
 from push_pools.cli.parsing import parse_assignments
+from push_pools.platforms.aws import function as aws_lambda
+from push_pools.platforms.aws.request import STARTED_BY_PREFIX
 from push_pools.templating import set_variable_defaults
-from push_pools.triggers import aws_lambda
 from push_pools.triggers.payloads import Action, parse_request
 from tests.terraform.aws_module import MODULE_DIR, granted_actions, locals_, module, policy_statements, resource
 from tests.terraform.hcl_tools import ROOT, TERRAFORM, load

@@ -18,11 +18,11 @@ import pytest
 from hcl2 import SerializationOptions
 
 from push_pools.backends import default_base_job_template
-from push_pools.backends.aci import CONDITIONAL_ACTIONS, REQUIRED_ACTIONS, AciBackend
 from push_pools.backends.base import RunContext
 from push_pools.cli.parsing import parse_assignments
+from push_pools.platforms.azure import function as azure_functions
+from push_pools.platforms.azure.backend import CONDITIONAL_ACTIONS, REQUIRED_ACTIONS, AciBackend
 from push_pools.templating import schema_defaults, validate_job_variables
-from push_pools.triggers import azure_functions
 from tests.fakes.arm import FakeArm, fake_clients
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,8 +16,8 @@ import pytest
 from bench.gcp.burst import INSTANCES, SUBMIT_ATTEMPTS, SUBMIT_DEADLINE_SECONDS
 from push_pools.backends import default_base_job_template
 from push_pools.backends.base import RunContext
-from push_pools.backends.cloud_run import CloudRunBackend
 from push_pools.cli.parsing import parse_assignments
+from push_pools.platforms.gcp.backend import CloudRunBackend
 from push_pools.settings import Settings
 from push_pools.templating import merge_job_variables, render_job_configuration, schema_defaults, set_variable_defaults
 from push_pools.triggers.payloads import Action, parse_request

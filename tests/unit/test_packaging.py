@@ -40,11 +40,10 @@ def test_the_azure_package(tmp_path: Path) -> None:
         entries = set(archive.namelist())
         requirements = archive.read("requirements.txt").decode().split()
     assert {"function_app.py", "host.json", "requirements.txt", "push_pools/__init__.py"} <= entries
-    assert "push_pools/templates/aci.json" in entries
-    assert any(entry.startswith("push_pools/backends/aci") for entry in entries)
+    assert {"push_pools/platforms/azure/template.json", "push_pools/platforms/azure/backend.py"} <= entries
+    assert "push_pools/platforms/local/backend.py" in entries
     assert not any(entry.startswith(("push_pools/cli/", "push_pools/testing.py")) for entry in entries)
-    code = [entry for entry in entries if entry.startswith(("push_pools/backends/", "push_pools/triggers/"))]
-    assert not any("/ecs" in entry or "/cloud_run" in entry or "aws_" in entry or "gcp_" in entry for entry in code)
+    assert not any(entry.startswith(("push_pools/platforms/aws/", "push_pools/platforms/gcp/")) for entry in entries)
     compiled = shipped_bytecode(entries) if sys.version_info[:2] == RUNTIME_PYTHON else set()
     assert {entry for entry in entries if "__pycache__" in entry} == compiled
     assert names(requirements) == names(function_requirements(PLATFORMS["azure"]))

@@ -17,7 +17,7 @@ resource "azurerm_user_assigned_identity" "jobs" {
 }
 
 locals {
-  # Exactly the ARM actions push_pools/backends/aci.py calls (REQUIRED_ACTIONS there; a test keeps them equal).
+  # Exactly the ARM actions push_pools/platforms/azure/backend.py calls (REQUIRED_ACTIONS there; a test keeps them equal).
   aci_actions = [
     "Microsoft.ContainerInstance/containerGroups/read",
     "Microsoft.ContainerInstance/containerGroups/write",

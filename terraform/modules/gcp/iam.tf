@@ -7,7 +7,7 @@
 # - push: the identity Pub/Sub signs push requests with; the only one allowed to invoke the Pub/Sub handler.
 
 locals {
-  # Every Cloud Run call the backend makes (push_pools/backends/cloud_run.py), and the permission it needs.
+  # Every Cloud Run call the backend makes (push_pools/platforms/gcp/backend.py), and the permission it needs.
   cloud_run_permissions = [
     "run.executions.cancel",      # CancelExecution
     "run.executions.get",         # GetExecution: the tick's status reconcile

@@ -20,7 +20,7 @@ from push_pools.backends import default_base_job_template
 from push_pools.dispatcher import Backends, Dispatcher
 from push_pools.models import Deployment, FlowRun, StateType, WorkPool
 from push_pools.orchestrators.prefect import PrefectOrchestrator
-from push_pools.orchestrators.prefect_api import PrefectApi
+from push_pools.orchestrators.prefect.api import PrefectApi
 from push_pools.settings import Settings
 from push_pools.templating import set_variable_defaults
 from push_pools.testing import InMemoryBackend

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from push_pools.orchestrators.prefect_api import PrefectConnection
+from push_pools.orchestrators.prefect.api import PrefectConnection
 
 REPO = Path(__file__).resolve().parents[3]
 PREFECT_VENV = REPO / ".venv-prefect"

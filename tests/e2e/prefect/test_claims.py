@@ -16,7 +16,7 @@ from push_pools.errors import TransientSubmissionError
 from push_pools.models import StateType, SubmissionOutcome, SubmissionStatus, WorkPool
 from push_pools.orchestrators.base import ClaimResult
 from push_pools.orchestrators.prefect import PrefectOrchestrator
-from push_pools.orchestrators.prefect_schema import state_request
+from push_pools.orchestrators.prefect.schema import state_request
 from push_pools.settings import Settings
 from push_pools.testing import InMemoryBackend
 from push_pools.tick import tick

@@ -14,7 +14,7 @@ import pytest
 
 from push_pools.cli import context, main
 from push_pools.orchestrators.prefect import PrefectOrchestrator
-from push_pools.orchestrators.prefect_automation import automation_name, block_name
+from push_pools.orchestrators.prefect.automation import automation_name, block_name
 from tests.e2e.prefect.conftest import MakeDeployment
 from tests.e2e.prefect.server import AUTH_STRING, PrefectServer
 

@@ -20,7 +20,7 @@ from push_pools.errors import (
 )
 from push_pools.models import Deployment, StateType, SubmissionStatus, WorkPool
 from push_pools.orchestrators.prefect import PrefectOrchestrator
-from push_pools.orchestrators.prefect_api import PrefectApi, PrefectConnection
+from push_pools.orchestrators.prefect.api import PrefectApi, PrefectConnection
 from push_pools.settings import Settings
 from push_pools.testing import InMemoryBackend
 from push_pools.tick import tick

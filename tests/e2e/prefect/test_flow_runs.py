@@ -12,8 +12,8 @@ import pytest
 
 from push_pools.dispatcher import Backends, Dispatcher
 from push_pools.models import InfrastructureState, StateType, SubmissionStatus, WorkPool
-from push_pools.orchestrators.prefect import WORKER_NAME, PrefectOrchestrator
-from push_pools.orchestrators.prefect_automation import install_automation
+from push_pools.orchestrators.prefect.automation import install_automation
+from push_pools.orchestrators.prefect.orchestrator import WORKER_NAME, PrefectOrchestrator
 from push_pools.settings import Settings
 from push_pools.tick import tick
 from push_pools.triggers.http_server import LocalFunction

@@ -19,10 +19,10 @@ import pytest
 import requests
 
 from push_pools.backends import default_base_job_template
-from push_pools.backends.ecs import EcsBackend
 from push_pools.dispatcher import Backends, Dispatcher
 from push_pools.models import Deployment, FlowRun, WorkPool
 from push_pools.orchestrators.local import LocalStore
+from push_pools.platforms.aws.backend import EcsBackend
 from push_pools.settings import Settings
 from push_pools.templating import set_variable_defaults
 from tests.fakes.aws_front import ActionRecorder, AwsFront, Layer, patch_moto_fargate_memory

@@ -42,9 +42,9 @@ def test_the_packaged_handler_runs_with_only_its_vendored_dependencies_and_boto3
     tree = tmp_path / "function"
     with zipfile.ZipFile(archive) as opened:
         opened.extractall(tree)
-    names = {path.name for path in (tree / "push_pools" / "backends").iterdir()}
-    assert "ecs.py" in names
-    assert not names & {"cloud_run.py", "aci.py"}
+    platforms = {path.name for path in (tree / "push_pools" / "platforms").iterdir() if path.is_dir()}
+    assert platforms - {"__pycache__"} == {"aws", "local"}
+    assert (tree / "push_pools" / "platforms" / "aws" / "backend.py").is_file()
     assert not (tree / "boto3").exists(), "Lambda's runtime provides boto3: it is not vendored"
 
     runtime = tmp_path / "runtime"

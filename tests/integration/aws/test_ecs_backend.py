@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from push_pools.backends.ecs_job import DEFAULT_CONTAINER_NAME
-from push_pools.backends.ecs_status import parse_infrastructure_id
 from push_pools.jobs import run_context
 from push_pools.models import InfrastructureState, StateType, SubmissionStatus
+from push_pools.platforms.aws.configuration import DEFAULT_CONTAINER_NAME
+from push_pools.platforms.aws.status import parse_infrastructure_id
 from tests.fakes.aws_front import Call, PassThrough, error_response, json_response
 from tests.integration.aws.conftest import CLUSTER, IMAGE, EcsPool, ecs_template
 

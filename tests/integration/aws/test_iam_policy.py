@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from push_pools.backends.ecs_status import parse_infrastructure_id
 from push_pools.models import Deployment, StateType, WorkPool
 from push_pools.orchestrators.local import LocalStore
+from push_pools.platforms.aws.function import API_KEY_SECRET_ARN, QUEUE_URL, WEBHOOK_SECRET_ARN, LambdaFunction
+from push_pools.platforms.aws.status import parse_infrastructure_id
 from push_pools.triggers.auth import sign
-from push_pools.triggers.aws_lambda import API_KEY_SECRET_ARN, QUEUE_URL, WEBHOOK_SECRET_ARN, LambdaFunction
 from tests.integration.aws.conftest import IMAGE, AwsWorld, ecs_template, load_fixture, moto_task, task_event
 from tests.terraform.aws_module import granted_actions
 

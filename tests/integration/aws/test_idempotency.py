@@ -13,8 +13,8 @@ import pytest
 from push_pools.dispatcher import Backends, Dispatcher
 from push_pools.jobs import run_context
 from push_pools.models import StateType, SubmissionStatus
+from push_pools.platforms.aws.function import LambdaFunction
 from push_pools.tick import tick
-from push_pools.triggers.aws_lambda import LambdaFunction
 from tests.fakes.aws_front import RandomThrottle
 from tests.fakes.ecs_semantics import EcsClientTokens
 from tests.integration.aws.conftest import EcsPool

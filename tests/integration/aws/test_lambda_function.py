@@ -19,15 +19,15 @@ import pytest
 
 from push_pools.models import Deployment, FlowRun, StateType, WorkPool
 from push_pools.orchestrators.local import LocalStore
-from push_pools.triggers.auth import sign
-from push_pools.triggers.aws_events import UnsupportedEventError
-from push_pools.triggers.aws_lambda import (
+from push_pools.platforms.aws.events import UnsupportedEventError
+from push_pools.platforms.aws.function import (
     API_KEY_SECRET_ARN,
     AUTH_STRING_SECRET_ARN,
     QUEUE_URL,
     WEBHOOK_SECRET_ARN,
     LambdaFunction,
 )
+from push_pools.triggers.auth import sign
 from tests.integration.aws.conftest import IMAGE, REGION, AwsWorld, ecs_template, load_fixture, moto_task, task_event
 
 WEBHOOK_SECRET = "whsec-0123456789abcdef"

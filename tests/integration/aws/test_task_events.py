@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from push_pools.backends.ecs_status import parse_infrastructure_id
 from push_pools.models import FlowRun, StateType
 from push_pools.orchestrators.local import LocalStore
+from push_pools.platforms.aws.function import LambdaFunction
+from push_pools.platforms.aws.status import parse_infrastructure_id
 from push_pools.tick import tick
-from push_pools.triggers.aws_lambda import LambdaFunction
 from tests.integration.aws.conftest import EcsPool, load_fixture, moto_task, task_event
 
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from push_pools.backends import default_base_job_template
-from push_pools.backends.aci import AciBackend
 from push_pools.dispatcher import Backends, Dispatcher
 from push_pools.models import Deployment, FlowRun, WorkPool
 from push_pools.orchestrators.local import LocalStore
+from push_pools.platforms.azure.backend import AciBackend
 from push_pools.settings import Settings
 from tests.fakes.arm import FakeArm, fake_clients
 from tests.unit.azure.helpers import SUBSCRIPTION

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from push_pools.backends.aci import AciBackend
-from push_pools.backends.aci_clients import CreateThrottle
-from push_pools.backends.aci_errors import translate_error
-from push_pools.backends.aci_request import KEY_TAG, container_group_name
 from push_pools.backends.base import RunContext
 from push_pools.errors import ConfigurationError, PermanentSubmissionError, TransientSubmissionError
 from push_pools.models import InfrastructureState
+from push_pools.platforms.azure.backend import AciBackend
+from push_pools.platforms.azure.clients import CreateThrottle
+from push_pools.platforms.azure.errors import translate_error
+from push_pools.platforms.azure.request import KEY_TAG, container_group_name
 from tests.fakes.arm import FakeArm, Faults, fake_clients
 from tests.integration.azure.conftest import RESOURCE_GROUP, MakeBackend
 from tests.unit.azure.helpers import API_KEY, SUBSCRIPTION

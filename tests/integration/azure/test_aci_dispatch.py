@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from push_pools.backends.aci import AciBackend
 from push_pools.dispatcher import Backends, Dispatcher
 from push_pools.models import StateType, SubmissionStatus, WorkPool
 from push_pools.orchestrators.local import LocalStore
+from push_pools.platforms.azure.backend import AciBackend
 from push_pools.settings import Settings
 from push_pools.tick import tick
 from push_pools.triggers.handling import RequestHandler

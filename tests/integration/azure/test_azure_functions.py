@@ -19,10 +19,10 @@ from pydantic import SecretStr
 from push_pools.dispatcher import Backends, Dispatcher
 from push_pools.models import StateType
 from push_pools.orchestrators.local import LocalStore
+from push_pools.platforms.azure import function as azure_functions
+from push_pools.platforms.azure.function import FunctionRuntime, MessageNotHandled, StorageQueueEnqueue
 from push_pools.settings import Settings
-from push_pools.triggers import azure_functions
 from push_pools.triggers.auth import sign
-from push_pools.triggers.azure_functions import FunctionRuntime, MessageNotHandled, StorageQueueEnqueue
 from push_pools.triggers.payloads import RunRequest
 from tests.fakes.arm import FakeArm, Faults, fake_clients
 from tests.fakes.storage_queue import ACCOUNT, ACCOUNT_KEY, FakeQueueService
@@ -61,7 +61,7 @@ def runtime(
 
 
 def azure_functions_backend(arm: FakeArm) -> Any:
-    from push_pools.backends.aci import AciBackend
+    from push_pools.platforms.azure.backend import AciBackend
 
     return AciBackend(fake_clients(arm))
 

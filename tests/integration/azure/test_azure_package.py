@@ -27,10 +27,8 @@ def test_the_archive_imports_and_declares_the_three_functions(tmp_path: Path) ->
     report = build_package("azure", archive)
     names = zipfile.ZipFile(archive).namelist()
     assert {"function_app.py", "host.json", "requirements.txt"} <= set(names)
-    assert "push_pools/backends/aci.py" in names
-    assert "push_pools/triggers/azure_functions.py" in names
-    assert not [n for n in names if n.startswith(("push_pools/backends/ecs", "push_pools/backends/cloud_run"))]
-    assert not [n for n in names if n.startswith(("push_pools/triggers/aws", "push_pools/triggers/gcp"))]
+    assert {"push_pools/platforms/azure/backend.py", "push_pools/platforms/azure/function.py"} <= set(names)
+    assert not [n for n in names if n.startswith(("push_pools/platforms/aws/", "push_pools/platforms/gcp/"))]
     requirements = {line.split(">")[0].split("=")[0] for line in report.requirements}
     assert {"azure-mgmt-containerinstance", "azure-identity", "azure-functions", "azure-storage-queue"} <= requirements
     assert not requirements & {"boto3", "google-cloud-run", "typer", "rich"}

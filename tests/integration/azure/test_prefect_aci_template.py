@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from push_pools.backends import aci
-from push_pools.backends.aci import AciBackend
+from push_pools.platforms.azure import backend as aci
+from push_pools.platforms.azure.backend import AciBackend
 from push_pools.templating import check_base_job_template
 from tests.compat.prefect_workers import prefect_default_template
 from tests.fakes.arm import FakeArm, fake_clients

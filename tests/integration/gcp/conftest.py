@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from push_pools.backends import default_base_job_template
-from push_pools.backends.cloud_run import CloudRunBackend
+from push_pools.platforms.gcp.backend import CloudRunBackend
 from push_pools.templating import set_variable_defaults
 from tests.fakes.cloud_run import FakeCloudRun, clients
 

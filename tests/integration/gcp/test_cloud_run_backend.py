@@ -10,8 +10,6 @@ from typing import Any
 import pytest
 
 from push_pools.backends.base import RunContext
-from push_pools.backends.cloud_run import CloudRunBackend
-from push_pools.backends.cloud_run_spec import IDEMPOTENCY_ENV, KEEP_LABEL, MANAGED_LABEL
 from push_pools.errors import (
     ConfigurationError,
     PermanentSubmissionError,
@@ -19,6 +17,8 @@ from push_pools.errors import (
     TransientSubmissionError,
 )
 from push_pools.models import InfrastructureState
+from push_pools.platforms.gcp.backend import CloudRunBackend
+from push_pools.platforms.gcp.request import IDEMPOTENCY_ENV, KEEP_LABEL, MANAGED_LABEL
 from push_pools.templating import merge_job_variables, render_job_configuration, schema_defaults
 from tests.fakes.cloud_run import FakeCloudRun, Fault, clients
 

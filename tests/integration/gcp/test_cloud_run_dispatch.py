@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from push_pools.backends.cloud_run import CloudRunBackend
-from push_pools.backends.cloud_run_spec import IDEMPOTENCY_ENV
 from push_pools.dispatcher import Backends, Dispatcher
 from push_pools.jobs import run_context
 from push_pools.models import Deployment, FlowRun, StateType, WorkPool
 from push_pools.orchestrators.local import LocalStore
+from push_pools.platforms.gcp.backend import CloudRunBackend
+from push_pools.platforms.gcp.request import IDEMPOTENCY_ENV
 from push_pools.settings import Settings
 from push_pools.tick import tick
 from push_pools.triggers.handling import RequestHandler

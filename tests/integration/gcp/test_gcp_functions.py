@@ -19,12 +19,12 @@ import functions_framework
 import pytest
 from flask.testing import FlaskClient
 
-from push_pools.backends.cloud_run import CloudRunBackend
 from push_pools.dispatcher import Backends, Dispatcher
 from push_pools.models import Deployment, FlowRun, StateType, WorkPool
 from push_pools.orchestrators.local import LocalStore
+from push_pools.platforms.gcp import function as gcp_functions
+from push_pools.platforms.gcp.backend import CloudRunBackend
 from push_pools.settings import Settings
-from push_pools.triggers import gcp_functions
 from push_pools.triggers.auth import sign
 from tests.fakes.cloud_run import FakeCloudRun, Fault
 

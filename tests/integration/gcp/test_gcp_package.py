@@ -41,11 +41,10 @@ def test_the_gcp_package_holds_the_function_and_runs_from_its_own_files(tmp_path
         entries = set(archive.namelist())
         requirements = archive.read("requirements.txt").decode()
         archive.extractall(tmp_path / "function")
-    assert {"main.py", "requirements.txt", "push_pools/triggers/gcp_functions.py"} <= entries
-    assert {"push_pools/backends/cloud_run.py", "push_pools/backends/cloud_run_spec.py"} <= entries
-    assert "push_pools/templates/cloud-run.json" in entries
-    modules = {e for e in entries if e.endswith(".py")}
-    assert not [e for e in modules if "/aci" in e or "/ecs" in e or "aws_lambda" in e or "azure_functions" in e]
+    assert {"main.py", "requirements.txt", "push_pools/platforms/gcp/function.py"} <= entries
+    assert {"push_pools/platforms/gcp/backend.py", "push_pools/platforms/gcp/request.py"} <= entries
+    assert "push_pools/platforms/gcp/template.json" in entries
+    assert not [e for e in entries if e.startswith(("push_pools/platforms/aws/", "push_pools/platforms/azure/"))]
     assert "google-cloud-run" in requirements
     assert "functions-framework" in requirements
     root = tmp_path / "function"

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from push_pools.backends.cloud_run import CloudRunBackend
 from push_pools.dispatcher import Backends, Dispatcher
 from push_pools.models import Deployment, WorkPool
 from push_pools.orchestrators.local import LocalStore
+from push_pools.platforms.gcp.backend import CloudRunBackend
 from push_pools.settings import Settings
 from tests.compat.prefect_workers import prefect_default_template
 from tests.fakes.cloud_run import FakeCloudRun, clients

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from push_pools.errors import PayloadError, PayloadTooLargeError
-from push_pools.triggers.aws_events import EventKind, UnsupportedEventError, event_kind, http_answer, http_request
-from push_pools.triggers.aws_task_events import parse_task_event
+from push_pools.platforms.aws.events import EventKind, UnsupportedEventError, event_kind, http_answer, http_request
+from push_pools.platforms.aws.task_events import parse_task_event
 from push_pools.triggers.webhook import HttpResponse
 from tests.unit.aws.conftest import fixture
 

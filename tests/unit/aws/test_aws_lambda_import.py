@@ -11,7 +11,7 @@ HEAVY = ("typer", "rich", "moto", "azure", "httpx", "yaml", "google.cloud.run_v2
 
 def test_importing_the_handler_loads_only_what_a_request_needs() -> None:
     script = (
-        "import json, sys, push_pools.triggers.aws_lambda as f;"
+        "import json, sys, push_pools.platforms.aws.function as f;"
         "print(json.dumps({'modules': sorted(sys.modules), 'built': f._function.cache_info().currsize}))"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)

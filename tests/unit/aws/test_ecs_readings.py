@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, ReadTimeoutError
 
-from push_pools.backends.ecs_errors import failures_error, translate
-from push_pools.backends.ecs_pacing import LaunchPacer
-from push_pools.backends.ecs_status import infrastructure_id, parse_infrastructure_id, task_id, task_status
 from push_pools.errors import ConfigurationError, PermanentSubmissionError, TransientSubmissionError
 from push_pools.models import InfrastructureState
+from push_pools.platforms.aws.errors import failures_error, translate
+from push_pools.platforms.aws.pacing import LaunchPacer
+from push_pools.platforms.aws.status import infrastructure_id, parse_infrastructure_id, task_id, task_status
 from tests.unit.aws.conftest import fixture
 
 ARN = "arn:aws:ecs:us-east-1:123456789012:task/push-pools/1c4a5c1c2a8f4e6e9a0b3c2d1e0f9a8b"

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from push_pools.backends.ecs import build_request
-from push_pools.backends.ecs_job import TaskDefinitionFacts, content_hash, drop_empty, family_name, parse_job
-from push_pools.backends.ecs_run_task import (
+from push_pools.errors import TemplateError
+from push_pools.platforms.aws.backend import build_request
+from push_pools.platforms.aws.configuration import TaskDefinitionFacts, content_hash, drop_empty, family_name, parse_job
+from push_pools.platforms.aws.request import (
     OVERRIDES_LIMIT,
     build_requests,
     check_overrides_size,
@@ -20,7 +21,6 @@ from push_pools.backends.ecs_run_task import (
     started_by,
     with_network,
 )
-from push_pools.errors import TemplateError
 from tests.unit.aws.conftest import FIXTURES, RUN, fixture, render
 
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prefect-api-key-AbCdEf"

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from push_pools.backends import aci
-from push_pools.backends.aci_arm import RESOURCE_GROUP_LOCATION, read_arm_template
 from push_pools.errors import TemplateError
+from push_pools.platforms.azure import backend as aci
+from push_pools.platforms.azure.arm import RESOURCE_GROUP_LOCATION, read_arm_template
 from push_pools.templating import check_base_job_template
 from tests.unit.azure.helpers import API_KEY, IDENTITY, SUBSCRIPTION, fixture, render
 

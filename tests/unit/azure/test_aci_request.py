@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 
-from push_pools.backends import aci, default_base_job_template
-from push_pools.backends.aci_arm import RESOURCE_GROUP_LOCATION
-from push_pools.backends.aci_request import (
+from push_pools.backends import default_base_job_template
+from push_pools.backends.base import RunContext
+from push_pools.errors import ConfigurationError, JobVariablesError, TemplateError
+from push_pools.platforms.azure import backend as aci
+from push_pools.platforms.azure.arm import RESOURCE_GROUP_LOCATION
+from push_pools.platforms.azure.request import (
     KEEP_TAG,
     KEY_TAG,
     container_command,
@@ -22,8 +25,6 @@ from push_pools.backends.aci_request import (
     sanitise_tags,
     secret_values,
 )
-from push_pools.backends.base import RunContext
-from push_pools.errors import ConfigurationError, JobVariablesError, TemplateError
 from push_pools.templating import check_base_job_template
 from tests.unit.azure.helpers import API_KEY, IDENTITY, SUBSCRIPTION, a_run, fixture, render
 
@@ -329,7 +330,7 @@ def test_building_a_request_needs_no_azure_sdk() -> None:
 
     code = (
         "import sys; sys.modules['azure'] = None\n"
-        "from push_pools.backends import aci\n"
+        "from push_pools.platforms.azure import backend as aci\n"
         "from push_pools.backends.base import RunContext\n"
         f"r = aci.build_request({{'subscription_id': '{SUBSCRIPTION}', 'resource_group_name': 'rg', 'image': 'i'}},"
         " RunContext('r', 'n', 'p', 'r-1'))\n"

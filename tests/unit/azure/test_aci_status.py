@@ -7,9 +7,9 @@ from email.utils import format_datetime
 
 import pytest
 
-from push_pools.backends.aci_errors import parse_retry_after
-from push_pools.backends.aci_status import GroupReading, infrastructure_status, is_finished, is_starting, last_lines
 from push_pools.models import InfrastructureState
+from push_pools.platforms.azure.errors import parse_retry_after
+from push_pools.platforms.azure.status import GroupReading, infrastructure_status, is_finished, is_starting, last_lines
 
 S = InfrastructureState
 

@@ -13,10 +13,10 @@ import requests
 from google.api_core import exceptions as api
 from google.cloud import run_v2
 
-from push_pools.backends.cloud_run_errors import retry_after, translate_error
-from push_pools.backends.cloud_run_status import execution_status, is_idle
 from push_pools.errors import PermanentSubmissionError, TransientSubmissionError
 from push_pools.models import InfrastructureState
+from push_pools.platforms.gcp.errors import retry_after, translate_error
+from push_pools.platforms.gcp.status import execution_status, is_idle
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -165,8 +165,8 @@ def test_transient_errors_carry_the_hint() -> None:
 
 
 def test_missing_credentials_are_a_configuration_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from push_pools.backends import cloud_run
     from push_pools.errors import ConfigurationError
+    from push_pools.platforms.gcp import backend as cloud_run
     from push_pools.settings import Settings
 
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))

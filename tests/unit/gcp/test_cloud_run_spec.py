@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from push_pools.backends import cloud_run_spec as spec
 from push_pools.backends import default_base_job_template
 from push_pools.backends.base import RunContext
 from push_pools.errors import JobVariablesError, TemplateError
+from push_pools.platforms.gcp import request as spec
 from push_pools.templating import (
     check_base_job_template,
     merge_job_variables,

@@ -17,7 +17,7 @@ from push_pools.errors import (
     OrchestratorError,
     OrchestratorUnavailableError,
 )
-from push_pools.orchestrators.prefect_api import PrefectApi, PrefectConnection
+from push_pools.orchestrators.prefect.api import PrefectApi, PrefectConnection
 
 URL = "http://prefect.test/api"
 CLOUD = "https://api.prefect.cloud/api/accounts/0d5a2c4e-1f3b-4c6d-8e9f-0a1b2c3d4e5f/workspaces/9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"

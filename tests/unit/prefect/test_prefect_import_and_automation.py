@@ -10,7 +10,7 @@ import pytest
 
 from push_pools.backends import default_base_job_template
 from push_pools.errors import ConfigurationError
-from push_pools.orchestrators.prefect_automation import (
+from push_pools.orchestrators.prefect.automation import (
     EVENTS,
     PAYLOAD_TEMPLATE,
     automation_body,
@@ -18,7 +18,7 @@ from push_pools.orchestrators.prefect_automation import (
     check_webhook_url,
     webhook_block_data,
 )
-from push_pools.orchestrators.prefect_import import review_pool
+from push_pools.orchestrators.prefect.pool_import import review_pool
 from push_pools.triggers.payloads import Action, parse_request
 
 BLOCK = {"$ref": {"block_document_id": "5b0c4a1e-0000-4000-8000-000000000000"}}

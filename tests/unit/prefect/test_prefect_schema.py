@@ -11,7 +11,7 @@ import pytest
 
 from push_pools.errors import OrchestratorError
 from push_pools.models import StateType
-from push_pools.orchestrators.prefect_schema import (
+from push_pools.orchestrators.prefect.schema import (
     claim_transition_id,
     deployment_from_api,
     flow_run_from_api,

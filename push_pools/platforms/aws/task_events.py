@@ -21,13 +21,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from push_pools.backends.ecs_run_task import STARTED_BY_PREFIX
-from push_pools.backends.ecs_status import parse_infrastructure_id, task_id, task_status
 from push_pools.dispatcher import Dispatcher
 from push_pools.errors import ConfigurationError, NotFoundError, PayloadError
 from push_pools.models import FlowRun, InfrastructureState, InfrastructureStatus
+from push_pools.platforms.aws.request import STARTED_BY_PREFIX
+from push_pools.platforms.aws.status import parse_infrastructure_id, task_id, task_status
 
-logger = logging.getLogger("push_pools.triggers.aws")
+logger = logging.getLogger(__name__)
 
 _UUID_LENGTH = 36
 _ENDED = frozenset(

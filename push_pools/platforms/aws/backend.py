@@ -36,20 +36,20 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from push_pools.backends.base import RunContext
-from push_pools.backends.ecs_errors import THROTTLING_CODES, failures_error, translate
-from push_pools.backends.ecs_job import EcsJobConfiguration, TaskDefinitionFacts, parse_job
-from push_pools.backends.ecs_pacing import LaunchPacer
-from push_pools.backends.ecs_run_task import build_requests, with_network
-from push_pools.backends.ecs_status import infrastructure_id, parse_infrastructure_id, task_status
 from push_pools.errors import PermanentSubmissionError, PushPoolError, TransientSubmissionError
 from push_pools.models import InfrastructureRef, InfrastructureState, InfrastructureStatus
+from push_pools.platforms.aws.configuration import EcsJobConfiguration, TaskDefinitionFacts, parse_job
+from push_pools.platforms.aws.errors import THROTTLING_CODES, failures_error, translate
+from push_pools.platforms.aws.pacing import LaunchPacer
+from push_pools.platforms.aws.request import build_requests, with_network
+from push_pools.platforms.aws.status import infrastructure_id, parse_infrastructure_id, task_status
 from push_pools.settings import Settings
 
 if TYPE_CHECKING:
     import boto3
     from botocore.config import Config
 
-logger = logging.getLogger("push_pools.backends.ecs")
+logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 

@@ -16,7 +16,7 @@ from typing import Any
 from push_pools.backends import POOL_TYPES, backend_module, default_base_job_template
 from push_pools.backends.base import RunContext
 from push_pools.errors import ConfigurationError, TemplateError
-from push_pools.orchestrators.prefect_schema import FLOW_RUN_COMMAND, UNSERVED_PREFIX, WORKER_TYPES, our_pool_type
+from push_pools.orchestrators.prefect.schema import FLOW_RUN_COMMAND, UNSERVED_PREFIX, WORKER_TYPES, our_pool_type
 from push_pools.templating import (
     check_base_job_template,
     find_placeholders,

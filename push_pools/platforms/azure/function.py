@@ -37,7 +37,7 @@ from push_pools.triggers.webhook import Webhook
 if TYPE_CHECKING:
     from azure.storage.queue import QueueClient
 
-logger = logging.getLogger("push_pools.triggers.azure")
+logger = logging.getLogger(__name__)
 
 QUEUE_CONNECTION = "PUSH_POOL_QUEUE"
 """The queue trigger's identity-based connection: app settings `PUSH_POOL_QUEUE__queueServiceUri` and friends."""
@@ -99,7 +99,7 @@ class FunctionRuntime:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> FunctionRuntime:
-        from push_pools.backends import aci
+        from push_pools.platforms.azure import backend as aci
 
         environ = os.environ if environ is None else environ
         # The SDKs log every request's headers at INFO: noise (and cost) in Application Insights.

@@ -1,7 +1,7 @@
 """Local processes: runs a flow run's command on this machine, for trying push-pools with no cloud account.
 
 Each run gets a directory under `PUSH_POOL_HOME/process/<idempotency key>/` holding its output log and, once it
-ends, its exit code. The command runs under a small supervisor (`python -m push_pools.backends.process_runner`)
+ends, its exit code. The command runs under a small supervisor (`python -m push_pools.platforms.local.runner`)
 in its own session, so it outlives the dispatcher that started it and its exit code can be read by a later one.
 
 - infrastructure id: `hostname:pid`, Prefect's format for process workers;
@@ -27,9 +27,9 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from push_pools.backends.base import RunContext, parse_job_configuration
-from push_pools.backends.process_runner import EXIT_CODE_FILE, FORWARDED_SIGNALS
 from push_pools.errors import ConfigurationError, PermanentSubmissionError
 from push_pools.models import InfrastructureRef, InfrastructureState, InfrastructureStatus
+from push_pools.platforms.local.runner import EXIT_CODE_FILE, FORWARDED_SIGNALS
 from push_pools.settings import Settings
 
 LOG_FILE = "output.log"
@@ -144,7 +144,7 @@ class ProcessBackend:
         env = {**os.environ, **{k: v for k, v in request["env"].items() if v is not None}}
         for name in (k for k, v in request["env"].items() if v is None):
             env.pop(name, None)
-        supervisor = [sys.executable, "-m", "push_pools.backends.process_runner", str(run_dir), "--"]
+        supervisor = [sys.executable, "-m", "push_pools.platforms.local.runner", str(run_dir), "--"]
         log = (run_dir / LOG_FILE).open("ab")
         try:
             child = subprocess.Popen(

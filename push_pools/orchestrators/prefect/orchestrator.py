@@ -34,9 +34,9 @@ from typing import Any
 
 from push_pools.models import TERMINAL_STATES, FlowRun, StateType
 from push_pools.orchestrators.base import ClaimResult, RunEnvironment
-from push_pools.orchestrators.prefect_api import PrefectApi, PrefectConnection
-from push_pools.orchestrators.prefect_catalog import WORKER_NAME, PrefectCatalog, no_pool, no_run, pool_path
-from push_pools.orchestrators.prefect_schema import (
+from push_pools.orchestrators.prefect.api import PrefectApi, PrefectConnection
+from push_pools.orchestrators.prefect.catalog import WORKER_NAME, PrefectCatalog, no_pool, no_run, pool_path
+from push_pools.orchestrators.prefect.schema import (
     FLOW_RUN_COMMAND,
     claim_transition_id,
     release_transition_id,
@@ -46,7 +46,7 @@ from push_pools.settings import Settings
 
 __all__ = ["FLOW_RUN_COMMAND", "WORKER_NAME", "PrefectOrchestrator"]
 
-logger = logging.getLogger("push_pools.orchestrators.prefect")
+logger = logging.getLogger(__name__)
 
 CLAIM_MESSAGE = "Submitting: claimed by push-pools"
 _TERMINAL = frozenset(str(state) for state in TERMINAL_STATES)

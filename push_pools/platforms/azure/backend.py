@@ -31,10 +31,18 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import IO, TYPE_CHECKING, Any, ClassVar, cast
 
-from push_pools.backends.aci_arm import RESOURCE_GROUP_LOCATION
-from push_pools.backends.aci_clients import ArmClients, CreateThrottle
-from push_pools.backends.aci_errors import retry_after_of, translated
-from push_pools.backends.aci_request import (
+from push_pools.backends.base import RunContext
+from push_pools.errors import (
+    ConfigurationError,
+    PermanentSubmissionError,
+    SubmissionError,
+    TransientSubmissionError,
+)
+from push_pools.models import InfrastructureRef, InfrastructureState, InfrastructureStatus
+from push_pools.platforms.azure.arm import RESOURCE_GROUP_LOCATION
+from push_pools.platforms.azure.clients import ArmClients, CreateThrottle
+from push_pools.platforms.azure.errors import retry_after_of, translated
+from push_pools.platforms.azure.request import (
     JOB_CONTAINER_NAME,
     KEEP_TAG,
     KEY_TAG,
@@ -46,28 +54,20 @@ from push_pools.backends.aci_request import (
     sanitise_tags,
     secret_values,
 )
-from push_pools.backends.aci_status import (
+from push_pools.platforms.azure.status import (
     LOG_TAIL_LINES,
     GroupReading,
     infrastructure_status,
     is_finished,
     is_starting,
 )
-from push_pools.backends.base import RunContext
-from push_pools.errors import (
-    ConfigurationError,
-    PermanentSubmissionError,
-    SubmissionError,
-    TransientSubmissionError,
-)
-from push_pools.models import InfrastructureRef, InfrastructureState, InfrastructureStatus
 from push_pools.settings import Settings
 
 if TYPE_CHECKING:
     from azure.mgmt.containerinstance import ContainerInstanceManagementClient
     from azure.mgmt.containerinstance.models import ContainerGroup
 
-logger = logging.getLogger("push_pools.backends.aci")
+logger = logging.getLogger(__name__)
 
 RESOURCE_GROUP_API_VERSION = "2021-04-01"
 REQUIRED_ACTIONS = (

@@ -38,8 +38,6 @@ from typing import Any
 
 import boto3
 
-from push_pools.backends.ecs import EcsBackend, client_config
-from push_pools.backends.ecs_errors import translate
 from push_pools.dispatcher import Dispatcher
 from push_pools.errors import (
     ConfigurationError,
@@ -48,14 +46,16 @@ from push_pools.errors import (
     PayloadTooLargeError,
     PushPoolError,
 )
+from push_pools.platforms.aws.backend import EcsBackend, client_config
+from push_pools.platforms.aws.errors import translate
+from push_pools.platforms.aws.events import EventKind, event_kind, http_answer, http_request
+from push_pools.platforms.aws.task_events import apply_task_event
 from push_pools.settings import Settings
-from push_pools.triggers.aws_events import EventKind, event_kind, http_answer, http_request
-from push_pools.triggers.aws_task_events import apply_task_event
 from push_pools.triggers.handling import Reply, RequestHandler
 from push_pools.triggers.payloads import Action, RunRequest, parse_request
 from push_pools.triggers.webhook import HttpResponse, Webhook, error_response
 
-logger = logging.getLogger("push_pools.triggers.aws")
+logger = logging.getLogger(__name__)
 
 WEBHOOK_SECRET_ARN = "PUSH_POOL_WEBHOOK_SECRET_ARN"
 API_KEY_SECRET_ARN = "PUSH_POOL_ORCHESTRATOR_API_KEY_SECRET_ARN"

@@ -1,6 +1,6 @@
 """From a rendered `aci` job configuration to the exact container group request. Pure.
 
-Two template shapes are read: push-pools' own (`push_pools/templates/aci.json`, flat variables) and Prefect's
+Two template shapes are read: push-pools' own (`push_pools/platforms/azure/template.json`, flat variables) and Prefect's
 `azure-container-instance` shape, whose `arm_template` holds the container group (see `aci_arm`). The top-level
 variables Prefect's worker applies on top of the ARM template (image, command, entrypoint, cpu, memory, env,
 identities, image_registry, subnet_ids, dns_servers) are applied the same way here. Ignored, because a push pool
@@ -21,9 +21,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from push_pools.backends.aci_arm import RESOURCE_GROUP_LOCATION, ArmContainerGroup, read_arm_template
 from push_pools.backends.base import RunContext, parse_job_configuration
 from push_pools.errors import ConfigurationError, TemplateError
+from push_pools.platforms.azure.arm import RESOURCE_GROUP_LOCATION, ArmContainerGroup, read_arm_template
 
 JOB_CONTAINER_NAME = "flow-run"
 DEFAULT_IMAGE = "prefecthq/prefect:3-latest"

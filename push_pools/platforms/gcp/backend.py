@@ -38,21 +38,21 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any, ClassVar
 
-from push_pools.backends import cloud_run_spec as spec
 from push_pools.backends.base import RunContext
-from push_pools.backends.cloud_run_errors import (
+from push_pools.errors import ConfigurationError, TransientSubmissionError
+from push_pools.models import InfrastructureRef, InfrastructureState, InfrastructureStatus
+from push_pools.platforms.gcp import request as spec
+from push_pools.platforms.gcp.errors import (
     operation_polling,
     proto_message,
     sdk_errors,
     translate_error,
     translated,
 )
-from push_pools.backends.cloud_run_status import FINISHED, execution_status, is_idle
-from push_pools.errors import ConfigurationError, TransientSubmissionError
-from push_pools.models import InfrastructureRef, InfrastructureState, InfrastructureStatus
+from push_pools.platforms.gcp.status import FINISHED, execution_status, is_idle
 from push_pools.settings import Settings
 
-logger = logging.getLogger("push_pools.backends.cloud_run")
+logger = logging.getLogger(__name__)
 
 JOBS_CAP = 1000
 """Cloud Run jobs per project and region."""

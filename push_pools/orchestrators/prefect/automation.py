@@ -23,7 +23,7 @@ from urllib.parse import quote
 import httpx
 
 from push_pools.errors import ConfigurationError, NotFoundError, OrchestratorError
-from push_pools.orchestrators.prefect_api import PrefectApi
+from push_pools.orchestrators.prefect.api import PrefectApi
 
 EVENTS = ("prefect.flow-run.Scheduled", "prefect.flow-run.Late", "prefect.flow-run.Cancelling")
 PAYLOAD_TEMPLATE = (

@@ -47,7 +47,7 @@ from push_pools.triggers.webhook import HttpResponse, Webhook, error_response
 if TYPE_CHECKING:
     from cloudevents.http import CloudEvent
 
-logger = logging.getLogger("push_pools.triggers.gcp")
+logger = logging.getLogger(__name__)
 
 PUBSUB_EVENT_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
 _REFUSAL_STATUS = {ReplyKind.INVALID: 400, ReplyKind.RETRY: 503, ReplyKind.FAILED: 500}

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from push_pools.backends.base import RunContext
-from push_pools.backends.ecs_job import (
+from push_pools.errors import TemplateError
+from push_pools.platforms.aws.configuration import (
     DEFAULT_CONTAINER_NAME,
     FARGATE_PROVIDERS,
     EcsJobConfiguration,
@@ -36,7 +37,6 @@ from push_pools.backends.ecs_job import (
     named,
     secret_variable_names,
 )
-from push_pools.errors import TemplateError
 
 DEFAULT_LAUNCH_TYPE = "FARGATE"
 STARTED_BY_PREFIX = "push-pools-"

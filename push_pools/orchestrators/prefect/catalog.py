@@ -17,8 +17,8 @@ from urllib.parse import quote
 from push_pools.backends import POOL_TYPES
 from push_pools.errors import AlreadyExistsError, ConfigurationError, NotFoundError, OrchestratorError
 from push_pools.models import TERMINAL_STATES, Deployment, FlowRun, StateType, WorkPool
-from push_pools.orchestrators.prefect_api import PrefectApi
-from push_pools.orchestrators.prefect_schema import (
+from push_pools.orchestrators.prefect.api import PrefectApi
+from push_pools.orchestrators.prefect.schema import (
     PUSH_TYPES,
     deployment_from_api,
     flow_run_from_api,

@@ -27,7 +27,7 @@ from push_pools.models import (
     WorkPool,
 )
 from push_pools.orchestrators.base import ClaimResult, RunEnvironment
-from push_pools.orchestrators.local_schema import (
+from push_pools.orchestrators.local.schema import (
     SCHEMA,
     SCHEMA_VERSION,
     deployment_from_row,

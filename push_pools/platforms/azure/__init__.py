@@ -1,0 +1,1 @@
+"""Azure: Container Instances container groups (through ARM) and the Azure Functions app."""
