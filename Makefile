@@ -8,7 +8,7 @@ CHECKOV_VENV := .venv-checkov
 PREFECT_WORKERS_VENV := .venv-prefect-workers
 PREFECT_VENV := .venv-prefect
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint check bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check push_pools infra tests bench
 	$(BIN)/ruff format --check push_pools infra tests bench
 	$(BIN)/mypy push_pools
+
+# The edit–test loop: lint, types and the unit tests, in well under a minute; no side environments, no servers.
+check: lint
+	$(BIN)/pytest -q -n 2 tests/unit
 
 # checkov pins an old boto3 and ships a top-level `hcl2` that clashes with python-hcl2: it gets its own venv.
 $(CHECKOV_VENV)/bin/checkov: $(UV)
