@@ -80,6 +80,8 @@ def parse_request(body: bytes | str) -> RunRequest:
         document = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PayloadError(f"payload is not JSON: {exc}") from None
+    except ValueError:  # an integer longer than Python converts (4,300 digits)
+        raise PayloadError("payload has a number too long to read") from None
     except RecursionError:
         raise PayloadError("payload is nested too deeply") from None
     if not isinstance(document, dict):

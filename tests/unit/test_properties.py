@@ -9,13 +9,14 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from push_pools.errors import PayloadError, TemplateError
+from push_pools.errors import AuthenticationError, PayloadError, TemplateError
 from push_pools.templating import (
     check_base_job_template,
     merge_job_variables,
     render_job_configuration,
     validate_job_variables,
 )
+from push_pools.triggers.auth import SIGNATURE_HEADER, TIMESTAMP_HEADER, TOKEN_HEADER, WebhookAuthenticator, sign
 from push_pools.triggers.payloads import parse_request
 
 names = st.sampled_from(
@@ -92,3 +93,26 @@ def test_payload_parsing_never_raises_anything_but_payload_errors(body: bytes) -
 def test_structured_payloads_never_raise_anything_but_payload_errors(document: dict[str, Any]) -> None:
     with contextlib.suppress(PayloadError):
         parse_request(json.dumps(document))
+
+
+header_values = st.text(max_size=30) | st.integers().map(str) | st.sampled_from(["\u00b2", "9" * 5000, "\udc80"])
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from([TOKEN_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER, "Authorization", "X-Other"]) | st.text(),
+        header_values,
+        max_size=4,
+    ),
+    st.binary(max_size=50),
+    st.booleans(),
+)
+@settings(max_examples=400, deadline=None)
+def test_credentials_checks_never_raise_anything_but_authentication_errors(
+    headers: dict[str, str], body: bytes, signed: bool
+) -> None:
+    authenticator = WebhookAuthenticator("secret", clock=lambda: 1_800_000_000)
+    if signed:
+        headers = {**sign("secret", body, 1_800_000_000), **headers}
+    with contextlib.suppress(AuthenticationError):
+        authenticator.verify(headers, body)

@@ -75,6 +75,7 @@ def test_payloads_that_are_understood(body: dict[str, Any], expected: RunRequest
         (json.dumps({"resource": {"prefect.resource.id": "prefect.deployment.x"}}).encode(), "needs a flow_run_id"),
         (b"[" * 100_000 + b"]" * 100_000, "over the"),
         (b"[" * 20_000 + b"]" * 20_000, "nested too deeply"),
+        (b'{"flow_run_id": ' + b"9" * 4301 + b"}", "number too long"),
         (json.dumps({"flow_run_id": RUN_ID, "pad": "x" * MAX_MESSAGE_BYTES}).encode(), "over the 65536-byte limit"),
     ],
 )
@@ -145,6 +146,27 @@ def test_signatures_are_accepted_once_within_the_window(authenticator: WebhookAu
         authenticator.verify(headers, BODY)
 
 
+def test_a_future_dated_signature_is_remembered_until_its_timestamp_leaves_the_window(
+    authenticator: WebhookAuthenticator, clock: Clock
+) -> None:
+    headers = sign(SECRET, BODY, int(clock.now) + 300)
+    authenticator.verify(headers, BODY)
+    clock.now += 599  # a window after receipt, but the signed timestamp is still inside it
+    with pytest.raises(AuthenticationError, match="replayed"):
+        authenticator.verify(headers, BODY)
+    clock.now += 2
+    with pytest.raises(AuthenticationError, match="outside the 300s replay window"):
+        authenticator.verify(headers, BODY)
+
+
+def test_the_replay_memory_forgets_expired_signatures(authenticator: WebhookAuthenticator, clock: Clock) -> None:
+    for offset in range(5):
+        authenticator.verify(sign(SECRET, BODY, int(clock.now) - offset), BODY)
+    clock.now += 1000
+    authenticator.verify(sign(SECRET, BODY, int(clock.now)), BODY)
+    assert len(authenticator._seen) == 1
+
+
 @pytest.mark.parametrize(
     ("make_headers", "message"),
     [
@@ -156,6 +178,12 @@ def test_signatures_are_accepted_once_within_the_window(authenticator: WebhookAu
         (lambda now: {"X-Push-Pool-Signature": sign(SECRET, BODY, now)["X-Push-Pool-Signature"]}, "Timestamp"),
         (lambda now: {**sign(SECRET, BODY, now), "X-Push-Pool-Timestamp": "yesterday"}, "Timestamp"),
         (lambda now: {**sign(SECRET, BODY, now), "X-Push-Pool-Signature": "md5=abc"}, "invalid signature"),
+        (lambda now: {**sign(SECRET, BODY, now), "X-Push-Pool-Signature": "sha256=\udc80"}, "invalid signature"),
+        # Digits Python's int() reads but a timestamp never has: non-ASCII, or too many to convert.
+        (lambda now: {**sign(SECRET, BODY, now), "X-Push-Pool-Timestamp": "\u00b2"}, "Timestamp"),
+        (lambda now: {**sign(SECRET, BODY, now), "X-Push-Pool-Timestamp": "\u0661" * 10}, "Timestamp"),
+        (lambda now: {**sign(SECRET, BODY, now), "X-Push-Pool-Timestamp": "9" * 5000}, "Timestamp"),
+        (lambda now: {**sign(SECRET, BODY, now), "X-Push-Pool-Timestamp": f" {now}"}, "Timestamp"),
     ],
 )
 def test_forged_or_stale_signatures_are_refused(
