@@ -6,18 +6,23 @@ self-hosted server behind basic auth), from the environment first, then from the
 (`$PREFECT_HOME/profiles.toml`, `PREFECT_PROFILE` or the file's `active` entry), so a machine set up with
 `prefect config set` or `prefect cloud login` works as it is.
 
-Errors, in push-pools' tree: a connection failure, a timeout, HTTP 5xx or 429 is retried briefly (6 tries,
-jittered exponential backoff capped at 4 s, longer when `Retry-After` says so, up to 10 s: a SQLite-backed server
-answers 503 while its database is busy, which happens under a burst of claims) and then raised as
-`OrchestratorUnavailableError`; 401/403 as `OrchestratorError` naming the credentials; 404 as `NotFoundError`;
-409 as `AlreadyExistsError`; anything else the API refuses as `OrchestratorError` with Prefect's own detail.
+Errors, in push-pools' tree: a connection failure, a timeout, HTTP 5xx or 429 is retried (jittered exponential
+backoff capped at 4 s, longer when `Retry-After` says so, in seconds or as an HTTP date, up to 10 s a wait) for at
+most 12 tries and 30 s of waiting in all, and then raised as `OrchestratorUnavailableError`. A SQLite-backed server
+answers 503 "database is locked" while other writers hold its database, which happens under a burst of claims from
+many dispatchers at once: the jitter spreads their retries so the lock clears. A retried write is safe: the 503
+means Prefect rolled it back, and a claim repeated after a lost answer is recognised by its transition id.
+401/403 are an `OrchestratorError` naming the credentials; 404 a `NotFoundError`; 409 an `AlreadyExistsError`;
+anything else the API refuses an `OrchestratorError` with Prefect's own detail.
 """
 
 from __future__ import annotations
 
 import base64
+import email.utils
 import os
 import re
+import time
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,6 +31,7 @@ from typing import Any
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity.stop import stop_base
 from tenacity.wait import wait_base, wait_random_exponential
 
 from push_pools.errors import (
@@ -110,10 +116,12 @@ def _active_profile(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 class _WaitRetryAfter(wait_base):
-    """Short jittered backoff, lengthened to the server's Retry-After (capped, so a call stays brief)."""
+    """Short jittered backoff, lengthened to the server's Retry-After (capped, so a call stays brief), and never
+    past what is left of the call's waiting budget."""
 
-    def __init__(self, cap: float) -> None:
+    def __init__(self, cap: float, budget: float) -> None:
         self._jitter = wait_random_exponential(multiplier=0.25, max=cap)
+        self._budget = budget
 
     def __call__(self, retry_state: RetryCallState) -> float:
         hint = 0.0
@@ -121,13 +129,25 @@ class _WaitRetryAfter(wait_base):
             error = retry_state.outcome.exception()
             if isinstance(error, _Transient):
                 hint = min(error.retry_after or 0.0, _MAX_RETRY_AFTER_SECONDS)
-        return max(hint, float(self._jitter(retry_state)))
+        wait = max(hint, float(self._jitter(retry_state)))
+        return max(0.0, min(wait, self._budget - retry_state.idle_for))
+
+
+class _StopWhenWaitedFor(stop_base):
+    """Stop once the waits between tries add up to the budget (the tries themselves are bounded by the timeout)."""
+
+    def __init__(self, budget: float) -> None:
+        self._budget = budget
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return retry_state.idle_for >= self._budget
 
 
 class _Transient(Exception):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.tries = 1
 
 
 class PrefectApi:
@@ -138,8 +158,9 @@ class PrefectApi:
         connection: PrefectConnection,
         *,
         timeout: float = 15.0,
-        attempts: int = 6,
+        attempts: int = 12,
         backoff_max_seconds: float = 4.0,
+        retry_budget_seconds: float = 30.0,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
@@ -152,6 +173,7 @@ class PrefectApi:
         )
         self._attempts = attempts
         self._backoff_max = backoff_max_seconds
+        self._retry_budget = retry_budget_seconds
         self._sleep = sleep
 
     def close(self) -> None:
@@ -180,20 +202,20 @@ class PrefectApi:
         extra: dict[str, Any] = {"sleep": self._sleep} if self._sleep else {}
         retrying = Retrying(
             retry=retry_if_exception_type(_Transient),
-            stop=stop_after_attempt(self._attempts),
-            wait=_WaitRetryAfter(self._backoff_max),
+            stop=stop_after_attempt(self._attempts) | _StopWhenWaitedFor(self._retry_budget),
+            wait=_WaitRetryAfter(self._backoff_max, self._retry_budget),
             reraise=True,
             **extra,
         )
         try:
-            response = retrying(self._send, method, path.lstrip("/"), kwargs)
+            response = retrying(self._send, method, path.lstrip("/"), kwargs, [0])
         except NotFoundError:
             if missing is None:
                 raise
             raise NotFoundError(missing) from None
         except _Transient as exc:
             raise OrchestratorUnavailableError(
-                f"Prefect API at {self.connection.api_url} is unavailable: {exc} (after {self._attempts} tries)"
+                f"Prefect API at {self.connection.api_url} is unavailable: {exc} (after {exc.tries} tries)"
             ) from exc
         if not response.content:
             return None
@@ -202,7 +224,15 @@ class PrefectApi:
         except ValueError as exc:
             raise OrchestratorError(f"Prefect API answered {method} /{path.lstrip('/')} with non-JSON") from exc
 
-    def _send(self, method: str, path: str, kwargs: dict[str, Any]) -> httpx.Response:
+    def _send(self, method: str, path: str, kwargs: dict[str, Any], tries: list[int]) -> httpx.Response:
+        tries[0] += 1
+        try:
+            return self._send_once(method, path, kwargs)
+        except _Transient as exc:
+            exc.tries = tries[0]
+            raise
+
+    def _send_once(self, method: str, path: str, kwargs: dict[str, Any]) -> httpx.Response:
         try:
             response = self._client.request(method, path, **kwargs)
         except httpx.TransportError as exc:
@@ -244,11 +274,16 @@ def _detail(response: httpx.Response) -> str:
     return "; ".join([detail, *problems])[:_DETAIL_CHARS]
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (Prefect sends seconds); None when absent or unreadable."""
+def _retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds from a Retry-After header, given in seconds or as an HTTP date; None when absent or unreadable."""
     if value is None:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
         return None
+    return max(0.0, moment.timestamp() - now())

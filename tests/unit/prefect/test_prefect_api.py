@@ -5,6 +5,8 @@ MockTransport (the transport interface httpx itself offers for this)."""
 from __future__ import annotations
 
 import base64
+import email.utils
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -84,6 +86,37 @@ def test_a_long_retry_after_is_capped_so_a_call_stays_brief() -> None:
     api, _, sleeps = api_answering(httpx.Response(429, headers={"Retry-After": "3600"}), httpx.Response(204))
     api.delete("automations/x")
     assert sleeps == [10.0]
+
+
+def test_a_retry_after_date_is_honoured() -> None:
+    later = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=5), usegmt=True)
+    api, _, sleeps = api_answering(httpx.Response(503, headers={"Retry-After": later}), httpx.Response(204))
+    api.delete("automations/x")
+    assert len(sleeps) == 1
+    assert 3.0 < sleeps[0] <= 5.0
+
+
+def test_a_locked_database_is_waited_out_within_the_budget() -> None:
+    """A SQLite-backed server answers 503 while other writers hold its database: the client rides out a long
+    stretch of them, and stops once its waits reach the budget, not before."""
+    requests: list[httpx.Request] = []
+    sleeps: list[float] = []
+
+    def locked(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(503, json={"exception_message": "Service Unavailable"})
+
+    api = PrefectApi(
+        PrefectConnection(URL),
+        transport=httpx.MockTransport(locked),
+        sleep=sleeps.append,
+        attempts=1000,
+        retry_budget_seconds=8,
+    )
+    with pytest.raises(OrchestratorUnavailableError, match=r"HTTP 503 \(after \d+ tries\)"):
+        api.post("flow_runs/x/set_state", {})
+    assert sum(sleeps) == pytest.approx(8.0), "waited the whole budget"
+    assert len(requests) == len(sleeps) + 1
 
 
 @pytest.mark.parametrize(
