@@ -1,7 +1,10 @@
-"""Supervisor of one local process run: `python -m push_pools.platforms.local.runner RUN_DIR -- ARGV...`.
+"""Supervisor of one local process run: `python -I -S runner.py RUN_DIR -- ARGV...`.
 
 Runs ARGV, passes SIGTERM/SIGINT on to it, and writes its exit code to RUN_DIR/exit_code (negative: killed by
 that signal) so that a dispatcher other than the one that started it can read how it ended.
+
+It imports only the standard library and is started as a script, not as a module of the package, so a process
+run pays for a bare interpreter (tens of milliseconds), not for importing push-pools and pydantic.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ FORWARDED_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 def main(argv: list[str]) -> int:
     if len(argv) < 3 or argv[1] != "--":
-        print("usage: python -m push_pools.platforms.local.runner RUN_DIR -- COMMAND...", file=sys.stderr)
+        print("usage: python -I -S runner.py RUN_DIR -- COMMAND...", file=sys.stderr)
         return 2
     run_dir = Path(argv[0])
     # We start with SIGTERM and SIGINT blocked (see ProcessBackend): a cancellation that came before this point is
