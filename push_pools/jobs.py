@@ -71,6 +71,8 @@ def run_context(run: FlowRun, *, resubmission: bool = False) -> RunContext:
         pool_name=run.pool_name,
         idempotency_key=run.idempotency_key,
         deployment_name=run.deployment_name,
+        deployment_id=run.deployment_id,
+        flow_id=run.flow_id,
         resubmission=resubmission,
     )
 

@@ -110,6 +110,7 @@ class FlowRun(BaseModel):
     pool_name: str
     deployment_id: str | None = None
     deployment_name: str | None = None
+    flow_id: str | None = None
     flow_name: str | None = None
     state: State
     expected_start_time: datetime

@@ -33,6 +33,8 @@ class RunContext:
     pool_name: str
     idempotency_key: str
     deployment_name: str | None = None
+    deployment_id: str | None = None
+    flow_id: str | None = None
     resubmission: bool = False
     """True when an earlier submission of this key may have reached the cloud (a retry after an error, or an
     orphan being recovered): a backend without a cloud-side idempotency token looks for it before starting more."""

@@ -172,6 +172,7 @@ def flow_run_from_api(
         pool_name=pool_name or data.get("work_pool_name") or "",
         deployment_id=data.get("deployment_id"),
         deployment_name=deployment_name,
+        flow_id=data.get("flow_id"),
         flow_name=flow_name,
         state=state,
         expected_start_time=expected or state.timestamp,

@@ -33,7 +33,8 @@ from push_pools.errors import TemplateError
 DEFAULT_CONTAINER_NAME = "prefect"
 DEFAULT_CPU = 1024
 DEFAULT_MEMORY = 2048
-DEFAULT_LOG_GROUP = "push-pools"
+DEFAULT_LOG_GROUP = "prefect"
+"""The awslogs group and stream prefix are named as prefect-aws names them: users' log queries depend on them."""
 FAMILY_HASH_LENGTH = 16
 FARGATE_PROVIDERS = frozenset({"FARGATE", "FARGATE_SPOT"})
 SECRET_VARIABLES = {
@@ -191,11 +192,17 @@ def _log_configuration(job: EcsJobConfiguration, run: RunContext, region: str | 
     options = {
         "awslogs-create-group": "true",
         "awslogs-group": DEFAULT_LOG_GROUP,
-        "awslogs-stream-prefix": job.cloudwatch_logs_prefix or f"push-pools_{run.pool_name}",
+        "awslogs-stream-prefix": job.cloudwatch_logs_prefix or log_stream_prefix(run),
     }
     if region:
         options["awslogs-region"] = region
     return {"logDriver": "awslogs", "options": options | job.cloudwatch_logs_options}
+
+
+def log_stream_prefix(run: RunContext) -> str:
+    """`prefect-logs_<pool>_<deployment id, else flow id>`, as prefect-aws names it."""
+    owner = run.deployment_id or run.flow_id
+    return f"prefect-logs_{run.pool_name}" + (f"_{owner}" if owner else "")
 
 
 def _secret_references(job: EcsJobConfiguration) -> list[dict[str, str]]:

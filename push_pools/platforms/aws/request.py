@@ -6,7 +6,7 @@ What RunTask gets beside the template's `task_run_request`:
   same parameters returns the first task, different parameters get a ConflictException naming it);
 - `startedBy`: `push-pools-<idempotency key>`, which ECS task state events repeat, so an event finds its run;
 - tags naming the run (`push-pools.io/flow-run-id`, `push-pools.io/idempotency-key`) after the template's tags
-  and the job's labels, sanitised as ECS requires (at most 50);
+  and the job's labels, sanitised as prefect-aws sanitises them (`Hello, World` → `Hello-World`; at most 50);
 - the run's env and command as overrides of the orchestration container, checked against ECS's 8 KiB overrides
   limit before any call; env delivered by reference (ECS `secrets`) is left out of them;
 - a launch type (FARGATE unless the task definition requires EC2) or a capacity provider strategy (which wins;
@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import html.entities
 import json
 import re
 import shlex
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +48,12 @@ MAX_TAGS = 50
 RUN_TAG = "push-pools.io/flow-run-id"
 KEY_TAG = "push-pools.io/idempotency-key"
 
-_TAG_FORBIDDEN = re.compile(r"[^\w\s+=.:/@-]+")
+_TAG_FORBIDDEN = re.compile(r"[^a-zA-Z0-9_./=+:@-]")
+_HTML_ENTITY = re.compile(r"&({});".format("|".join(html.entities.name2codepoint)))
+_HTML_DECIMAL = re.compile(r"&#(\d+);")
+_HTML_HEX = re.compile(r"&#x([\da-fA-F]+);")
+_DIGIT_COMMA = re.compile(r"(?<=\d),(?=\d)")
+_DASHES = re.compile(r"-{2,}")
 _MAX_TAG_KEY = 128
 _MAX_TAG_VALUE = 256
 _MAX_CLIENT_TOKEN = 64
@@ -174,18 +181,25 @@ def _overrides(template: Any, job: EcsJobConfiguration, container_name: str, sec
     if job.command:
         container["command"] = job.command
     container["environment"] = _as_mapping(container.get("environment")) | job.env
+    cleaned = []
     for each in containers:
         if isinstance(each.get("command"), str):
             each["command"] = shlex.split(each["command"])
-        env = {name: value for name, value in _as_mapping(each.get("environment")).items() if name not in secrets}
-        each["environment"] = env_entries(env)
-    overrides["containerOverrides"] = [c for c in (drop_empty(c) for c in containers) if c]
+        env = {name: value for name, value in _as_mapping(each.pop("environment", None)).items() if name not in secrets}
+        each = drop_empty(each)
+        if env_entries(env):
+            each["environment"] = env_entries(env)  # after drop_empty: an empty value is a value
+        if each:
+            cleaned.append(each)
     for key in ("cpu", "memory"):
         if overrides.get(key):
             overrides[key] = str(overrides[key])
     if job.task_role_arn:
         overrides.setdefault("taskRoleArn", job.task_role_arn)
-    return drop_empty(overrides) or {}
+    overrides = drop_empty({key: value for key, value in overrides.items() if key != "containerOverrides"}) or {}
+    if cleaned:
+        overrides["containerOverrides"] = cleaned
+    return overrides
 
 
 def _as_mapping(environment: Any) -> dict[str, str | None]:
@@ -213,13 +227,33 @@ def run_tags(template_tags: Any, labels: Mapping[str, Any], run: RunContext) -> 
     merged |= {RUN_TAG: run.flow_run_id, KEY_TAG: run.idempotency_key}
     tags: dict[str, str] = {}
     for key, value in merged.items():
-        clean_key = _TAG_FORBIDDEN.sub("_", key)[:_MAX_TAG_KEY]
+        clean_key = tag_text(key)[:_MAX_TAG_KEY]
         if clean_key.lower().startswith("aws:"):
             raise TemplateError(f"tag {key!r}: keys starting with 'aws:' are reserved by AWS")
-        tags[clean_key] = _TAG_FORBIDDEN.sub("_", value)[:_MAX_TAG_VALUE]
+        tags[clean_key] = tag_text(value)[:_MAX_TAG_VALUE]
     if len(tags) > MAX_TAGS:
         raise TemplateError(f"the ECS task would get {len(tags)} tags (labels included); ECS allows {MAX_TAGS}")
     return [{"key": key, "value": value} for key, value in tags.items()]
+
+
+def tag_text(text: str) -> str:
+    """A tag key or value as prefect-aws writes it (python-slugify, case kept): HTML entities decoded, `1,000` →
+    `1000`, each character ECS does not allow → `-`, runs of `-` collapsed and trimmed (`Hello, World` →
+    `Hello-World`)."""
+    text = unicodedata.normalize("NFKC", text.replace("'", "-"))
+    text = _HTML_ENTITY.sub(lambda m: chr(html.entities.name2codepoint[m.group(1)]), text)
+    text = _decode_numeric(_HTML_DECIMAL, 10, text)
+    text = _decode_numeric(_HTML_HEX, 16, text)
+    text = _DIGIT_COMMA.sub("", unicodedata.normalize("NFKC", text))
+    return _DASHES.sub("-", _TAG_FORBIDDEN.sub("-", text)).strip("-")
+
+
+def _decode_numeric(pattern: re.Pattern[str], base: int, text: str) -> str:
+    """`&#65;` → `A`; a code point out of range leaves the text as it was (as python-slugify does)."""
+    try:
+        return pattern.sub(lambda m: chr(int(m.group(1), base)), text)
+    except (ValueError, OverflowError):
+        return text
 
 
 def client_token(idempotency_key: str) -> str:

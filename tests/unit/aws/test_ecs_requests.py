@@ -3,6 +3,7 @@ files for the default template and for a Prefect-shaped one."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -10,7 +11,14 @@ import pytest
 
 from push_pools.errors import TemplateError
 from push_pools.platforms.aws.backend import build_request
-from push_pools.platforms.aws.configuration import TaskDefinitionFacts, content_hash, drop_empty, family_name, parse_job
+from push_pools.platforms.aws.configuration import (
+    TaskDefinitionFacts,
+    content_hash,
+    drop_empty,
+    family_name,
+    log_stream_prefix,
+    parse_job,
+)
 from push_pools.platforms.aws.request import (
     OVERRIDES_LIMIT,
     build_requests,
@@ -19,6 +27,7 @@ from push_pools.platforms.aws.request import (
     env_entries,
     run_tags,
     started_by,
+    tag_text,
     with_network,
 )
 from tests.unit.aws.conftest import FIXTURES, RUN, fixture, render
@@ -174,10 +183,22 @@ def test_cloudwatch_logs_are_configured_like_prefect_does() -> None:
         "awslogs-create-group": "false",
         "awslogs-group": "/push-pools/tasks",
         "awslogs-region": "us-east-1",
-        "awslogs-stream-prefix": "push-pools_ecs-pool",
+        "awslogs-stream-prefix": "prefect-logs_ecs-pool",
     }
     with pytest.raises(TemplateError, match="write CloudWatch logs"):
         requests_for({"configure_cloudwatch_logs": True})
+
+
+@pytest.mark.parametrize(
+    ("deployment_id", "flow_id", "prefix"),
+    [
+        ("d-1", "f-1", "prefect-logs_ecs-pool_d-1"),
+        (None, "f-1", "prefect-logs_ecs-pool_f-1"),
+        (None, None, "prefect-logs_ecs-pool"),
+    ],
+)
+def test_the_log_stream_prefix_is_prefect_awss(deployment_id: str | None, flow_id: str | None, prefix: str) -> None:
+    assert log_stream_prefix(dataclasses.replace(RUN, deployment_id=deployment_id, flow_id=flow_id)) == prefix
 
 
 def test_a_network_configuration_is_completed() -> None:
@@ -308,9 +329,31 @@ def test_started_by_is_what_ecs_allows(key: str, expected: str) -> None:
 def test_tags_are_sanitised_and_the_run_wins() -> None:
     tags = run_tags({"team": "data eng!", "push-pools.io/flow-run-id": "forged"}, {"ok": "v#1"}, RUN)
     as_dict = {tag["key"]: tag["value"] for tag in tags}
-    assert as_dict["team"] == "data eng_"
-    assert as_dict["ok"] == "v_1"
+    assert as_dict["team"] == "data-eng"
+    assert as_dict["ok"] == "v-1"
     assert as_dict["push-pools.io/flow-run-id"] == RUN.flow_run_id
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Hello, World", "Hello-World"),
+        ("key with spaces!", "key-with-spaces"),
+        ("a*b", "a-b"),
+        ("prefect.io/flow-run-id", "prefect.io/flow-run-id"),
+        ("user@example.com:8080/x=y+z", "user@example.com:8080/x=y+z"),
+        ("it's", "it-s"),
+        ("1,000 runs", "1000-runs"),
+        ("Tom &amp; Jerry", "Tom-Jerry"),
+        ("&#65;&#x42;", "AB"),
+        ("&#99999999;", "99999999"),
+        ("café", "caf"),
+        ("--a--b--", "a-b"),
+        ("", ""),
+    ],
+)
+def test_tag_text_is_prefect_aws_slug(text: str, expected: str) -> None:
+    assert tag_text(text) == expected
 
 
 def test_env_entries_leave_unset_names_out() -> None:
