@@ -8,7 +8,7 @@ CHECKOV_VENV := .venv-checkov
 PREFECT_WORKERS_VENV := .venv-prefect-workers
 PREFECT_VENV := .venv-prefect
 
-.PHONY: demo test lint check bench clean
+.PHONY: demo test lint check bench lock clean
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,25 @@ $(VENV)/.core: $(UV) pyproject.toml
 	$(UV) pip install --quiet --python $(BIN)/python -e .
 	touch $@
 
+# The function archives' exact dependencies are pinned in infra/<platform>/requirements.txt: the tests run with
+# the same versions.
+LOCKS := $(foreach platform,aws gcp azure,infra/$(platform)/requirements.txt)
+
 $(VENV)/.dev: $(UV) pyproject.toml
-	$(UV) pip install --quiet --python $(BIN)/python -e '.[dev,aws,gcp,azure]'
+	$(UV) pip install --quiet --python $(BIN)/python -e '.[dev,aws,gcp,azure]' $(foreach lock,$(LOCKS),--constraint $(lock))
 	touch $(VENV)/.core $@
+
+# Pin each archive's dependencies, for the functions' Linux and Python 3.11, at the versions installed here: after
+# changing pyproject.toml's dependencies, or upgrading some here (`uv pip install -U NAME`), run `make lock`.
+lock: $(VENV)/.dev
+	$(UV) pip freeze --quiet --python $(BIN)/python --exclude-editable > $(VENV)/installed.txt
+	for platform in aws gcp azure; do \
+		$(BIN)/python -c 'import sys; from push_pools.packaging import PLATFORMS, function_requirements as f; \
+			print(*f(PLATFORMS[sys.argv[1]]), sep="\n")' $$platform \
+		| $(UV) pip compile --quiet --python-version 3.11 --python-platform x86_64-manylinux_2_17 --no-annotate \
+			--constraint $(VENV)/installed.txt --custom-compile-command 'make lock' \
+			--output-file infra/$$platform/requirements.txt - || exit 1; \
+	done
 
 demo: $(VENV)/.core
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/demo.sh

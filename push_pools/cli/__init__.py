@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
-from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 from rich.markup import escape
 
-from push_pools.cli import apply, deployments, function, pools, prefect, runs
-from push_pools.cli.output import console, errors
+from push_pools.cli import apply, deployments, function, package, pools, prefect, runs
+from push_pools.cli.output import errors
 from push_pools.errors import PushPoolError
 
 app = typer.Typer(
@@ -42,20 +40,7 @@ app.command()(function.dispatch)
 app.command()(function.serve)
 app.command("import")(prefect.import_pool)
 app.add_typer(prefect.app, name="prefect")
-
-
-@app.command()
-def package(
-    platform: Annotated[str, typer.Argument(help="aws, gcp or azure.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the archive.")],
-    architecture: Annotated[str, typer.Option(help="Lambda's architecture: x86_64 or arm64.")] = "x86_64",
-) -> None:
-    """Build the deployable function archive for a platform, for its Terraform module to deploy."""
-    from push_pools.packaging import build_package
-
-    with console.status(f"Building the {platform} function package…"):
-        report = build_package(platform, output, architecture=architecture)
-    console.print(f"Wrote {report.path} ({report.size_bytes / 1_000_000:.1f} MB, {report.files} files).")
+app.command()(package.package)
 
 
 def main(argv: list[str] | None = None) -> int:

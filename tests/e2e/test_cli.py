@@ -134,7 +134,6 @@ def test_create_with_set_and_a_template_file(cli: Cli, tmp_path: Path) -> None:
         (("runs", "cancel", "nope"), "no flow run with id 'nope'"),
         (("dispatch", "--pool", "nope"), "no work pool named 'nope'"),
         (("serve",), "set PUSH_POOL_WEBHOOK_SECRET"),
-        (("package", "solaris", "--output", "x.zip"), "unknown platform 'solaris'"),
     ],
 )
 def test_bad_input_is_one_clear_line(cli: Cli, args: tuple[str, ...], message: str) -> None:
@@ -149,6 +148,8 @@ def test_bad_input_is_one_clear_line(cli: Cli, args: tuple[str, ...], message: s
         (("create", "p", "--type", "process", "--concurrency-limit", "-1"), "Invalid value"),
         (("ls", "--output", "xml"), "Invalid value"),
         (("runs", "ls", "--state", "SLEEPING"), "Invalid value"),
+        (("package", "solaris"), "'solaris' is not one of 'aws', 'gcp', 'azure'"),
+        (("package", "aws", "--architecture", "sparc"), "'sparc' is not one of 'x86_64', 'arm64'"),
     ],
 )
 def test_usage_errors_exit_2(cli: Cli, args: tuple[str, ...], message: str) -> None:

@@ -7,12 +7,25 @@ import marshal
 import re
 import sys
 import zipfile
+from importlib import metadata
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from push_pools.errors import ConfigurationError
-from push_pools.packaging import PLATFORMS, RUNTIME_PYTHON, build_package, function_requirements
+from push_pools.packaging import (
+    LOCK_FILE,
+    PLATFORMS,
+    RUNTIME_PYTHON,
+    build_package,
+    function_requirements,
+    infra_directory,
+    locked_requirements,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def names(requirements: list[str]) -> set[str]:
@@ -38,7 +51,7 @@ def test_the_azure_package(tmp_path: Path) -> None:
     report = build_package("azure", tmp_path / "azure.zip")
     with zipfile.ZipFile(report.path) as archive:
         entries = set(archive.namelist())
-        requirements = archive.read("requirements.txt").decode().split()
+        requirements = archive.read("requirements.txt").decode()
     assert {"function_app.py", "host.json", "requirements.txt", "push_pools/__init__.py"} <= entries
     assert {"push_pools/platforms/azure/template.json", "push_pools/platforms/azure/backend.py"} <= entries
     assert "push_pools/platforms/local/backend.py" in entries
@@ -46,7 +59,10 @@ def test_the_azure_package(tmp_path: Path) -> None:
     assert not any(entry.startswith(("push_pools/platforms/aws/", "push_pools/platforms/gcp/")) for entry in entries)
     compiled = shipped_bytecode(entries) if sys.version_info[:2] == RUNTIME_PYTHON else set()
     assert {entry for entry in entries if "__pycache__" in entry} == compiled
-    assert names(requirements) == names(function_requirements(PLATFORMS["azure"]))
+    lock = ROOT / "infra" / "azure" / LOCK_FILE
+    assert requirements == lock.read_text()
+    assert report.requirements == locked_requirements(lock)
+    assert not report.vendored
     assert report.size_bytes == report.path.stat().st_size
     assert report.files == len(entries)
 
@@ -86,3 +102,23 @@ def test_packages_are_reproducible(tmp_path: Path) -> None:
 def test_bad_platforms_and_architectures(tmp_path: Path, platform: str, architecture: str, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         build_package(platform, tmp_path / "x.zip", architecture=architecture)
+
+
+@pytest.mark.parametrize("platform", list(PLATFORMS))
+def test_each_lock_pins_what_pyproject_asks_at_the_versions_the_tests_run_with(platform: str) -> None:
+    lock = infra_directory(PLATFORMS[platform]) / LOCK_FILE
+    assert lock == ROOT / "infra" / platform / LOCK_FILE, "a checkout builds from its own infra/"
+    pins = dict(pin.split("==") for pin in locked_requirements(lock))
+    for requirement in map(Requirement, function_requirements(PLATFORMS[platform])):
+        pinned = pins.get(canonicalize_name(requirement.name))
+        assert pinned is not None, f"{requirement.name} is not in {lock}: run `make lock`"
+        assert requirement.specifier.contains(pinned), f"{lock} pins {requirement.name}=={pinned}: run `make lock`"
+    installed = {name: metadata.version(name) for name in pins}
+    assert installed == pins, f"the tests run with other versions than {lock} pins: run `make lock`"
+    assert "boto3" not in pins or platform != "aws", "Lambda's runtime provides boto3"
+
+
+def test_a_platform_without_its_files_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("push_pools.packaging.PACKAGE_ROOT", tmp_path / "push_pools")
+    with pytest.raises(ConfigurationError, match="the gcp function's files are missing"):
+        build_package("gcp", tmp_path / "x.zip")

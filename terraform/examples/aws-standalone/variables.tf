@@ -6,7 +6,7 @@ variable "region" {
 
 variable "package_path" {
   type        = string
-  description = "The function's zip, built with `push-pool package aws --output dist/push-pools-aws.zip`."
+  description = "The function's zip, built with `push-pool package aws`."
   default     = "../../../dist/push-pools-aws.zip"
 }
 

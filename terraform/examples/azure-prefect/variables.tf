@@ -17,8 +17,8 @@ variable "location" {
 
 variable "package_path" {
   type        = string
-  description = "The archive from `push-pool package azure --output dist/azure-function.zip`."
-  default     = "../../../dist/azure-function.zip"
+  description = "The archive from `push-pool package azure`."
+  default     = "../../../dist/push-pools-azure.zip"
 }
 
 variable "prefect_api_url" {

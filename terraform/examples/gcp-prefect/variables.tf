@@ -10,9 +10,9 @@ variable "region" {
 }
 
 variable "function_source_zip" {
-  description = "Archive built by `push-pool package gcp --output dist/gcp-function.zip`."
+  description = "Archive built by `push-pool package gcp`."
   type        = string
-  default     = "../../../dist/gcp-function.zip"
+  default     = "../../../dist/push-pools-gcp.zip"
 }
 
 variable "prefect_api_url" {

@@ -10,7 +10,7 @@ variable "region" {
 }
 
 variable "function_source_zip" {
-  description = "Archive built by `push-pool package gcp --output dist/gcp-function.zip`."
+  description = "Archive built by `push-pool package gcp`."
   type        = string
-  default     = "../../../dist/gcp-function.zip"
+  default     = "../../../dist/push-pools-gcp.zip"
 }

@@ -13,7 +13,7 @@ variable "name" {
 
 variable "package_path" {
   type        = string
-  description = "Path of the function's zip, as built by `push-pool package aws --output PATH` (Python 3.11, dependencies vendored)."
+  description = "Path of the function's zip, as built by `push-pool package aws --file PATH` (Python 3.11, dependencies vendored)."
 
   validation {
     condition     = endswith(var.package_path, ".zip")

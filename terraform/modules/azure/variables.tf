@@ -30,7 +30,7 @@ variable "location" {
 
 variable "package_path" {
   type        = string
-  description = "Path of the function archive built by `push-pool package azure --output dist/azure-function.zip`."
+  description = "Path of the function archive built by `push-pool package azure`."
 
   validation {
     condition     = endswith(var.package_path, ".zip")

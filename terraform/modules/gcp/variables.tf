@@ -31,7 +31,7 @@ variable "name_prefix" {
 }
 
 variable "function_source_zip" {
-  description = "Path of the function archive built by `push-pool package gcp --output dist/gcp-function.zip`."
+  description = "Path of the function archive built by `push-pool package gcp`."
   type        = string
 
   validation {

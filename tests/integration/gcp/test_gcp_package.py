@@ -35,7 +35,7 @@ CHECK = textwrap.dedent(
 
 def test_the_gcp_package_holds_the_function_and_runs_from_its_own_files(tmp_path: Path) -> None:
     output = tmp_path / "dist" / "gcp-function.zip"
-    result = CliRunner().invoke(cli, ["package", "gcp", "--output", str(output)])
+    result = CliRunner().invoke(cli, ["package", "gcp", "--file", str(output)])
     assert result.exit_code == 0, result.output
     with zipfile.ZipFile(output) as archive:
         entries = set(archive.namelist())
