@@ -64,6 +64,12 @@ def pool_type(name: str) -> PoolType:
     raise ConfigurationError(f"unknown pool type {name!r}; known types: {', '.join(POOL_TYPES)}")
 
 
+def pool_type_names() -> list[str]:
+    """Every name `pool_type` accepts: ours, then Prefect's."""
+    names = [known.name for known in POOL_TYPES.values()] + [known.prefect_type for known in POOL_TYPES.values()]
+    return list(dict.fromkeys(names))
+
+
 def default_base_job_template(name: str) -> dict[str, Any]:
     """A fresh copy of the pool type's default base job template."""
     text = resources.files(pool_type(name).package).joinpath("template.json").read_text()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import sys
+from importlib import metadata
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
@@ -21,13 +23,16 @@ app = typer.Typer(
     help="Serverless push work pools: scheduled runs submitted straight to ECS, Cloud Run jobs or ACI.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    # Plain help: rich's panels label every flag `<bool>` as if it took a value.
+    rich_markup_mode=None,
 )
 app.command()(pools.create)
 app.command("ls")(pools.ls)
 app.command()(pools.inspect)
 app.command()(pools.update)
 app.command()(pools.delete)
+app.command("set-concurrency-limit")(pools.set_concurrency_limit)
+app.command("clear-concurrency-limit")(pools.clear_concurrency_limit)
 app.command()(pools.pause)
 app.command()(pools.resume)
 app.command("get-default-base-job-template")(pools.get_default_base_job_template)
@@ -41,6 +46,21 @@ app.command()(function.serve)
 app.command("import")(prefect.import_pool)
 app.add_typer(prefect.app, name="prefect")
 app.command()(package.package)
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"push-pools {metadata.version('push-pools')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Serverless push work pools: scheduled runs submitted straight to ECS, Cloud Run jobs or ACI."""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,12 +8,20 @@ from typing import Annotated
 import typer
 
 from push_pools.cli import context
-from push_pools.cli.output import OutputFormat, OutputOption, console, print_json, print_table, redact, warn
+from push_pools.cli.output import (
+    OutputFormat,
+    OutputOption,
+    console,
+    print_document,
+    print_table,
+    redact,
+    warn,
+)
 from push_pools.cli.parsing import parse_json_object
 from push_pools.jobs import check_deployment
 from push_pools.models import Deployment
 
-app = typer.Typer(help="Create, list, inspect and delete deployments.", no_args_is_help=True)
+app = typer.Typer(help="Create, list, inspect and delete deployments.", no_args_is_help=True, rich_markup_mode=None)
 
 
 def save_deployment(deployment: Deployment) -> Deployment:
@@ -60,8 +68,8 @@ def list_deployments(
 ) -> None:
     """List deployments."""
     deployments = context.catalog().list_deployments(pool)
-    if output is OutputFormat.JSON:
-        print_json([redact(d.model_dump(mode="json")) for d in deployments])
+    if output is not OutputFormat.TABLE:
+        print_document([redact(d.model_dump(mode="json")) for d in deployments], output)
         return
     rows = [(d.name, d.pool_name, d.image or "", d.command or "", d.id) for d in deployments]
     print_table("Deployments", ["Name", "Pool", "Image", "Command", "Id"], rows)
@@ -69,14 +77,10 @@ def list_deployments(
 
 @app.command()
 def inspect(name: str, output: OutputOption = OutputFormat.TABLE) -> None:
-    """Show a deployment."""
+    """Show a deployment (as YAML unless asked for JSON)."""
     deployment = context.catalog().get_deployment_by_name(name)
     document = redact(deployment.model_dump(mode="json"))
-    if output is OutputFormat.JSON:
-        print_json(document)
-        return
-    for key, value in document.items():
-        console.print(f"  {key + ':':<15} {value}")
+    print_document(document, OutputFormat.JSON if output is OutputFormat.JSON else OutputFormat.YAML)
 
 
 @app.command()

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from push_pools.cli import context
-from push_pools.cli.output import OutputFormat, OutputOption, console, print_json, print_table
+from push_pools.cli.output import OutputFormat, OutputOption, console, print_document, print_table
 from push_pools.dispatcher import Backends, Dispatcher
 from push_pools.errors import ConfigurationError
 from push_pools.tick import tick
@@ -29,8 +29,8 @@ def dispatch(
     """Run one tick: submit due runs, follow up running ones, stop cancelled ones."""
     with console.status("Dispatching…"):
         report = tick(_dispatcher(), pool)
-    if output is OutputFormat.JSON:
-        print_json(
+    if output is not OutputFormat.TABLE:
+        print_document(
             {
                 "pools": report.pools,
                 "outcomes": [o.model_dump(mode="json", exclude_none=True) for o in report.outcomes],
@@ -39,7 +39,8 @@ def dispatch(
                 "cancelled": report.cancelled,
                 "swept": report.swept,
                 "errors": report.errors,
-            }
+            },
+            output,
         )
         return
     if report.outcomes:

@@ -1,4 +1,5 @@
-"""How the CLI prints: rich tables for people, `--output json` for programs, secrets never."""
+"""How the CLI prints: rich tables for people, `--output json` or `--output yaml` for programs, secrets never;
+ids and names whole on one line, never folded."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
+import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -23,23 +25,40 @@ REDACTED = "********"
 class OutputFormat(StrEnum):
     TABLE = "table"
     JSON = "json"
+    YAML = "yaml"
 
 
 OutputOption = Annotated[
-    OutputFormat, typer.Option("--output", "-o", help="Print a table for people or JSON for programs.")
+    OutputFormat,
+    typer.Option("--output", "-o", case_sensitive=False, help="A table for people, or JSON or YAML for programs."),
 ]
+WHOLE_COLUMNS = frozenset({"Id", "Run", "Name", "State"})
+"""Columns of ids, names and states, printed whole on one line so they can be copied; the other columns fold."""
 
 
 def print_json(document: Any) -> None:
     typer.echo(json.dumps(document, indent=2, default=str))
 
 
+def print_document(document: Any, output: OutputFormat) -> None:
+    """A document as JSON, or as YAML (block style, keys in their order): never Python's reprs."""
+    if output is OutputFormat.YAML:
+        typer.echo(yaml.safe_dump(json.loads(json.dumps(document, default=str)), sort_keys=False), nl=False)
+    else:
+        print_json(document)
+
+
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
+    cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
+    for index, column in enumerate(columns):
+        if column in WHOLE_COLUMNS:
+            widest = max((len(row[index]) for row in cells), default=0)
+            table.add_column(column, no_wrap=True, min_width=max(widest, len(column)))
+        else:
+            table.add_column(column, overflow="fold")
+    for row in cells:
+        table.add_row(*row)
     console.print(table)
 
 

@@ -35,6 +35,19 @@ def parse_assignments(assignments: list[str]) -> dict[str, Any]:
     return values
 
 
+def parse_limit(text: str) -> int | None:
+    """A concurrency limit: a whole number of runs, or `none` for no limit."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        limit = int(text)
+    except ValueError:
+        limit = -1
+    if limit < 0:
+        raise ConfigurationError(f"--concurrency-limit expects a number of runs (0 or more) or 'none', got {text!r}")
+    return limit
+
+
 def parse_json_object(text: str | None, what: str) -> dict[str, Any]:
     """A JSON object given inline or as @FILE (JSON or YAML)."""
     if text is None:

@@ -11,10 +11,20 @@ from typing import Annotated, Any
 
 import typer
 
-from push_pools.backends import POOL_TYPES, default_base_job_template, pool_type
+from push_pools.backends import default_base_job_template, pool_type, pool_type_names
 from push_pools.cli import context
-from push_pools.cli.output import OutputFormat, OutputOption, ago, console, print_json, print_table, redact, warn
-from push_pools.cli.parsing import load_document, parse_assignments, parse_json_object
+from push_pools.cli.output import (
+    OutputFormat,
+    OutputOption,
+    ago,
+    console,
+    print_document,
+    print_json,
+    print_table,
+    redact,
+    warn,
+)
+from push_pools.cli.parsing import load_document, parse_assignments, parse_json_object, parse_limit
 from push_pools.dispatcher import Backends, Dispatcher
 from push_pools.errors import ConfigurationError
 from push_pools.models import FlowRun, State, StateType, WorkPool
@@ -29,6 +39,16 @@ SetOption = Annotated[
     typer.Option("--set", help="VAR=VALUE: change a variable's default (VALUE is JSON if it parses, else text)."),
 ]
 LimitOption = Annotated[int | None, typer.Option("--concurrency-limit", min=0, help="Most runs active at once.")]
+TypeOption = Annotated[
+    str,
+    typer.Option(
+        "--type",
+        "-t",
+        metavar="[" + "|".join(pool_type_names()) + "]",
+        autocompletion=lambda: pool_type_names(),
+        help="The pool type: ours, or Prefect's name for it.",
+    ),
+]
 DescriptionOption = Annotated[str | None, typer.Option("--description", help="What the pool is for.")]
 
 
@@ -41,7 +61,7 @@ def build_template(type_name: str, template_file: Path | None, assignments: dict
 
 def create(
     name: Annotated[str, typer.Argument(help="The pool's name.")],
-    type_: Annotated[str, typer.Option("--type", "-t", help=f"One of: {', '.join(POOL_TYPES)}.")],
+    type_: TypeOption,
     base_job_template: TemplateOption = None,
     set_: SetOption = None,
     concurrency_limit: LimitOption = None,
@@ -69,8 +89,8 @@ def ls(output: OutputOption = OutputFormat.TABLE) -> None:
     pools = context.catalog().list_pools()
     interval = context.settings().tick_interval
     now = datetime.now(UTC)
-    if output is OutputFormat.JSON:
-        print_json([_pool_document(pool, now) for pool in pools])
+    if output is not OutputFormat.TABLE:
+        print_document([_pool_document(pool, now) for pool in pools], output)
         return
     rows = [
         (p.name, p.type, p.status(now, interval), _limit(p.concurrency_limit), ago(p.last_tick_at, now)) for p in pools
@@ -82,8 +102,8 @@ def inspect(name: str, output: OutputOption = OutputFormat.TABLE) -> None:
     """Show a work pool: its status, when the executor last ran, and its variables."""
     pool = context.catalog().inspect_pool(name)
     now = datetime.now(UTC)
-    if output is OutputFormat.JSON:
-        print_json(_pool_document(pool, now))
+    if output is not OutputFormat.TABLE:
+        print_document(_pool_document(pool, now), output)
         return
     console.print(f"[bold]Work pool {pool.name}[/bold] ({pool.type})")
     console.print(f"  status:            {pool.status(now, context.settings().tick_interval)}")
@@ -101,7 +121,10 @@ def update(
     name: str,
     base_job_template: TemplateOption = None,
     set_: SetOption = None,
-    concurrency_limit: LimitOption = None,
+    concurrency_limit: Annotated[
+        str | None,
+        typer.Option("--concurrency-limit", metavar="[N|none]", help="Most runs active at once; none: no limit."),
+    ] = None,
     description: DescriptionOption = None,
 ) -> None:
     """Change a work pool's template, variable defaults, concurrency limit or description."""
@@ -115,7 +138,7 @@ def update(
         template = set_variable_defaults(template, assignments)
     changes: dict[str, Any] = {"base_job_template": template}
     if concurrency_limit is not None:
-        changes["concurrency_limit"] = concurrency_limit
+        changes["concurrency_limit"] = parse_limit(concurrency_limit)
     if description is not None:
         changes["description"] = description
     catalog.save_pool(pool.model_copy(update=changes), overwrite=True)
@@ -126,6 +149,18 @@ def delete(name: str) -> None:
     """Delete a work pool (it must have no deployments)."""
     context.catalog().delete_pool(name)
     console.print(f"Deleted work pool [bold]{name}[/bold].")
+
+
+def set_concurrency_limit(
+    name: str, limit: Annotated[int, typer.Argument(min=0, help="Most runs active at once.")]
+) -> None:
+    """Set a work pool's concurrency limit (as `prefect work-pool set-concurrency-limit`)."""
+    _set_limit(name, limit)
+
+
+def clear_concurrency_limit(name: str) -> None:
+    """Remove a work pool's concurrency limit (as `prefect work-pool clear-concurrency-limit`)."""
+    _set_limit(name, None)
 
 
 def pause(name: str) -> None:
@@ -139,8 +174,10 @@ def resume(name: str) -> None:
 
 
 def get_default_base_job_template(
-    type_: Annotated[str, typer.Option("--type", "-t", help=f"One of: {', '.join(POOL_TYPES)}.")],
-    file: Annotated[Path | None, typer.Option("--file", help="Write it to this file instead of printing.")] = None,
+    type_: TypeOption,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Write it to this file instead of printing.")
+    ] = None,
 ) -> None:
     """Print a pool type's default base job template, to start a custom one from."""
     template = default_base_job_template(type_)
@@ -180,6 +217,13 @@ def preview(
     for warning in dispatcher.prepare(run, pool).warnings:
         warn(warning)
     print_json(redact(dispatcher.preview(run, pool)))
+
+
+def _set_limit(name: str, limit: int | None) -> None:
+    catalog = context.catalog()
+    pool = catalog.get_pool(name)
+    catalog.save_pool(pool.model_copy(update={"concurrency_limit": limit}), overwrite=True)
+    console.print(f"Work pool [bold]{name}[/bold]: concurrency limit {_limit(limit)}.")
 
 
 def _set_paused(name: str, paused: bool) -> None:

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from push_pools.cli import context
-from push_pools.cli.output import OutputFormat, OutputOption, console, print_json
+from push_pools.cli.output import OutputFormat, OutputOption, console, print_document
 from push_pools.errors import ConfigurationError
 from push_pools.orchestrators.prefect import PrefectOrchestrator
 from push_pools.orchestrators.prefect.automation import EVENTS, install_automation, uninstall_automation
@@ -21,7 +21,9 @@ from push_pools.orchestrators.prefect.catalog import no_pool, pool_path
 from push_pools.orchestrators.prefect.pool_import import PoolReview, review_pool
 from push_pools.orchestrators.prefect.schema import PUSH_TYPES
 
-app = typer.Typer(help="Prefect: the automation that calls push-pools' webhook.", no_args_is_help=True)
+app = typer.Typer(
+    help="Prefect: the automation that calls push-pools' webhook.", no_args_is_help=True, rich_markup_mode=None
+)
 
 PoolOption = Annotated[str, typer.Option("--pool", "-p", help="The Prefect work pool.")]
 
@@ -72,8 +74,8 @@ def import_pool(
     data = orchestrator.api.get(pool_path(name), missing=no_pool(name))
     review = review_pool(data["name"], data["type"], data.get("base_job_template") or {})
     served = _served(orchestrator, review)
-    if output is OutputFormat.JSON:
-        print_json(_review_document(review, served))
+    if output is not OutputFormat.TABLE:
+        print_document(_review_document(review, served), output)
     else:
         _print_review(review, served)
     if not review.usable:

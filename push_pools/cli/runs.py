@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
 from push_pools.cli import context
-from push_pools.cli.output import OutputFormat, OutputOption, ago, console, print_json, print_table, redact
+from push_pools.cli.output import (
+    OutputFormat,
+    OutputOption,
+    ago,
+    console,
+    print_document,
+    print_table,
+    redact,
+)
 from push_pools.cli.parsing import parse_duration, parse_json_object, parse_time
 from push_pools.errors import ConfigurationError
 from push_pools.models import FlowRun, StateType
 from push_pools.templating import validate_job_variables
 
-app = typer.Typer(help="List, inspect and cancel flow runs.", no_args_is_help=True)
+app = typer.Typer(help="List, inspect and cancel flow runs.", no_args_is_help=True, rich_markup_mode=None)
 
 
 def run(
@@ -36,8 +45,8 @@ def run(
     variables = parse_json_object(job_variables, "--job-variables")
     validate_job_variables(catalog.get_pool(found.pool_name).base_job_template, variables, partial=True)
     flow_run = catalog.create_run(found, start, job_variables=variables, now=now)
-    if output is OutputFormat.JSON:
-        print_json(redact(flow_run.model_dump(mode="json")))
+    if output is not OutputFormat.TABLE:
+        print_document(redact(flow_run.model_dump(mode="json")), output)
         return
     console.print(f"Scheduled run [bold]{flow_run.name}[/bold] ({flow_run.id}) for {_when(flow_run, now)}.")
 
@@ -45,14 +54,17 @@ def run(
 @app.command("ls")
 def list_runs(
     pool: Annotated[str | None, typer.Option("--pool", "-p", help="Only this pool's runs.")] = None,
-    state: Annotated[StateType | None, typer.Option("--state", "-s", help="Only runs in this state.")] = None,
+    state: Annotated[
+        list[StateType] | None,
+        typer.Option("--state", "-s", case_sensitive=False, help="Only runs in this state (repeat for several)."),
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many, newest first.")] = 50,
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """List flow runs, newest expected start first."""
-    runs = context.catalog().list_runs(pool_name=pool, state=state, limit=limit)
-    if output is OutputFormat.JSON:
-        print_json([redact(r.model_dump(mode="json")) for r in runs])
+    runs = context.catalog().list_runs(pool_name=pool, states=state or (), limit=limit)
+    if output is not OutputFormat.TABLE:
+        print_document([redact(r.model_dump(mode="json")) for r in runs], output)
         return
     now = datetime.now(UTC)
     rows = [
@@ -66,8 +78,8 @@ def list_runs(
 def inspect(flow_run_id: str, output: OutputOption = OutputFormat.TABLE) -> None:
     """Show a run: its state history, infrastructure id and messages."""
     flow_run = context.catalog().get_run(flow_run_id)
-    if output is OutputFormat.JSON:
-        print_json(redact(flow_run.model_dump(mode="json")))
+    if output is not OutputFormat.TABLE:
+        print_document(redact(flow_run.model_dump(mode="json")), output)
         return
     now = datetime.now(UTC)
     console.print(f"[bold]Flow run {flow_run.name}[/bold] ({flow_run.id})")
@@ -78,15 +90,21 @@ def inspect(flow_run_id: str, output: OutputOption = OutputFormat.TABLE) -> None
     console.print(f"  infrastructure: {flow_run.infrastructure_pid or 'none'}")
     console.print(f"  attempt:        {flow_run.attempt}")
     if flow_run.job_variables:
-        console.print(f"  job variables:  {redact(flow_run.job_variables)}")
+        console.print(f"  job variables:  {json.dumps(redact(flow_run.job_variables))}")
     rows = [(s.timestamp.isoformat(timespec="seconds"), s.type, s.message or "") for s in flow_run.state_history]
     print_table("State history", ["Time", "State", "Message"], rows)
 
 
 @app.command()
 def cancel(flow_run_id: str) -> None:
-    """Cancel a run: a scheduled one at once; a submitted one is stopped by the next tick."""
-    flow_run = context.catalog().request_cancellation(flow_run_id)
+    """Cancel a run: a scheduled one at once; a submitted one is stopped by the next tick. A run that has already
+    finished stays as it is (and the command still succeeds)."""
+    catalog = context.catalog()
+    flow_run = catalog.get_run(flow_run_id)
+    if flow_run.state.type.is_terminal:
+        console.print(f"Run {flow_run.name} had already finished ({flow_run.state.type}): nothing to cancel.")
+        return
+    flow_run = catalog.request_cancellation(flow_run_id)
     console.print(f"Run {flow_run.name} is {flow_run.state.type}.")
 
 

@@ -137,9 +137,9 @@ class Catalog(Orchestrator, Protocol):
     ) -> FlowRun: ...
 
     def list_runs(
-        self, *, pool_name: str | None = None, state: StateType | None = None, limit: int = 100
+        self, *, pool_name: str | None = None, states: Collection[StateType] = (), limit: int = 100
     ) -> list[FlowRun]:
-        """Runs, newest expected start first."""
+        """Runs, newest expected start first; only those in `states` when some are given."""
         ...
 
     def request_cancellation(self, flow_run_id: str) -> FlowRun:

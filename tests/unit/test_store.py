@@ -162,7 +162,10 @@ def test_queries(store: LocalStore, schedule_run: ScheduleRun) -> None:
     store.claim_run(due, now(), None)
     assert [r.id for r in store.runs_in_state("pool", StateType.PENDING, 10)] == [due.id]
     assert {r.id for r in store.list_runs(pool_name="pool")} == {due.id, later.id}
-    assert [r.id for r in store.list_runs(state=StateType.SCHEDULED)] == [later.id]
+    assert [r.id for r in store.list_runs(states=[StateType.SCHEDULED])] == [later.id]
+    assert {r.id for r in store.list_runs(states=[StateType.SCHEDULED, StateType.PENDING])} == {due.id, later.id}
+    assert [r.id for r in store.list_runs(states=[StateType.RUNNING])] == []
+    assert len(store.list_runs(limit=1)) == 1
 
 
 def test_run_environment(store: LocalStore, schedule_run: ScheduleRun) -> None:

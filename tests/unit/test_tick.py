@@ -40,7 +40,7 @@ def test_tick_respects_the_concurrency_limit(
     tick(dispatcher)
     tick(dispatcher)
     assert backend.calls["submit"] == 2
-    assert len(store.list_runs(state=StateType.SCHEDULED)) == 3
+    assert len(store.list_runs(states=[StateType.SCHEDULED])) == 3
 
 
 def test_tick_leaves_paused_pools_alone_but_still_records_them(

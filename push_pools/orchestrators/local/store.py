@@ -238,12 +238,14 @@ class LocalStore:
         return run_from_row(row, history)
 
     def list_runs(
-        self, *, pool_name: str | None = None, state: StateType | None = None, limit: int = 100
+        self, *, pool_name: str | None = None, states: Collection[StateType] = (), limit: int = 100
     ) -> list[FlowRun]:
+        wanted = json.dumps([str(state) for state in states])
         rows = self._db().execute(
-            "SELECT * FROM flow_runs WHERE (? IS NULL OR pool_name = ?) AND (? IS NULL OR state_type = ?) "
+            "SELECT * FROM flow_runs WHERE (? IS NULL OR pool_name = ?) "
+            "AND (json_array_length(?) = 0 OR state_type IN (SELECT value FROM json_each(?))) "
             "ORDER BY expected_start_time DESC LIMIT ?",
-            (pool_name, pool_name, state, state, limit),
+            (pool_name, pool_name, wanted, wanted, limit),
         )
         return [run_from_row(row) for row in rows]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -151,9 +151,9 @@ class PrefectCatalog:
         return self.flow_run(data, history=self.read_history(data["id"]))
 
     def list_runs(
-        self, *, pool_name: str | None = None, state: StateType | None = None, limit: int = 100
+        self, *, pool_name: str | None = None, states: Collection[StateType] = (), limit: int = 100
     ) -> list[FlowRun]:
-        return self.filter_runs(pool_name, state, limit, "EXPECTED_START_TIME_DESC")
+        return self.filter_runs(pool_name, states, limit, "EXPECTED_START_TIME_DESC")
 
     def create_run(
         self,
@@ -186,12 +186,12 @@ class PrefectCatalog:
             raise OrchestratorError(f"Prefect refused to cancel flow run {flow_run_id}: {details.get('reason')}")
         return self.get_run(flow_run_id)
 
-    def filter_runs(self, pool_name: str | None, state: StateType | None, limit: int, sort: str) -> list[FlowRun]:
+    def filter_runs(self, pool_name: str | None, states: Collection[StateType], limit: int, sort: str) -> list[FlowRun]:
         query: dict[str, Any] = {"sort": sort, "limit": limit}
         if pool_name is not None:
             query["work_pools"] = {"name": {"any_": [pool_name]}}
-        if state is not None:
-            query["flow_runs"] = {"state": {"type": {"any_": [str(state)]}}}
+        if states:
+            query["flow_runs"] = {"state": {"type": {"any_": [str(state) for state in states]}}}
         return [self.flow_run(data) for data in self.api.post("flow_runs/filter", query)]
 
     def read_run(self, flow_run_id: str) -> dict[str, Any]:

@@ -92,7 +92,7 @@ class PrefectOrchestrator(PrefectCatalog):
             return list(executor.map(self.with_history, due))
 
     def runs_in_state(self, pool_name: str, state: StateType, limit: int) -> list[FlowRun]:
-        return self.filter_runs(pool_name, state, limit, "EXPECTED_START_TIME_ASC")
+        return self.filter_runs(pool_name, (state,), limit, "EXPECTED_START_TIME_ASC")
 
     # ---- claiming and recording ---------------------------------------------------------------------------
 
