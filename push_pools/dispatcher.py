@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_before_delay
-from tenacity.wait import wait_base, wait_random_exponential
 
 from push_pools.backends import backend_module, pool_type
+from push_pools.backends.kit.retry_after import WaitRetryAfter
 from push_pools.errors import (
     ConfigurationError,
     PermanentSubmissionError,
@@ -46,8 +46,6 @@ from push_pools.orchestrators.base import ClaimResult, Orchestrator
 from push_pools.settings import Settings
 
 if TYPE_CHECKING:
-    from tenacity import RetryCallState
-
     from push_pools.backends.base import Backend
 
 logger = logging.getLogger("push_pools.dispatcher")
@@ -74,21 +72,6 @@ class Backends:
 
     def built(self) -> list[Backend]:
         return list(self._backends.values())
-
-
-class _WaitRetryAfter(wait_base):
-    """Jittered exponential backoff, but never shorter than the cloud's own Retry-After hint."""
-
-    def __init__(self, cap: float) -> None:
-        self._jitter = wait_random_exponential(multiplier=0.05, max=cap)
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        hint = 0.0
-        if retry_state.outcome is not None and retry_state.outcome.failed:
-            error = retry_state.outcome.exception()
-            if isinstance(error, TransientSubmissionError) and error.retry_after:
-                hint = error.retry_after
-        return max(hint, float(self._jitter(retry_state)))
 
 
 class Dispatcher:
@@ -195,9 +178,12 @@ class Dispatcher:
         return prepare_job(pool, deployment, run, environment, environ=self._environ)
 
     def preview(self, run: FlowRun, pool: WorkPool) -> dict[str, Any]:
-        """The exact request the backend would send for this run. Touches nothing."""
+        """The exact request the backend would send for this run, secret values as `SecretStr`. Touches nothing.
+
+        The backend's module builds it from settings, as the backend would, so previewing needs no cloud credentials.
+        """
         job = self.prepare(run, pool)
-        return backend_module(pool.type).build_request(job.configuration, run_context(run))
+        return backend_module(pool.type).build_request(job.configuration, run_context(run), self.settings)
 
     def _submit_with_retries(
         self, backend: Backend, configuration: dict[str, Any], run: FlowRun, resubmission: bool
@@ -216,7 +202,7 @@ class Dispatcher:
         return Retrying(
             retry=retry_if_exception_type(TransientSubmissionError),
             stop=stop_after_attempt(settings.submit_attempts) | stop_before_delay(settings.submit_deadline_seconds),
-            wait=_WaitRetryAfter(settings.submit_backoff_max_seconds),
+            wait=WaitRetryAfter(settings.submit_backoff_max_seconds),
             reraise=True,
             **extra,
         )

@@ -19,7 +19,8 @@ caller should do, not where the error came from:
         └── PermanentSubmissionError    bad request, access denied, missing cluster: the run is CRASHED
 
 Backends translate SDK errors into `SubmissionError`s at their boundary (by error code or HTTP status, never by
-message text) and raise them `from` the SDK error.
+message text) and raise them `from` the SDK error; the error keeps the cloud's code and HTTP status
+(`push_pools.backends.kit.errors` is the one mechanism that does it, fed one table per cloud).
 """
 
 from __future__ import annotations
@@ -74,7 +75,16 @@ class OrchestratorUnavailableError(OrchestratorError):
 
 
 class SubmissionError(PushPoolError):
-    """The cloud refused or failed to start a flow run's infrastructure."""
+    """The cloud refused or failed to start a flow run's infrastructure.
+
+    `code` is the cloud's own error code (`ThrottlingException`, `ContainerGroupQuotaReached`) and `status` the HTTP
+    status of its answer, when the error came from one.
+    """
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
 
 
 class TransientSubmissionError(SubmissionError):
@@ -83,8 +93,10 @@ class TransientSubmissionError(SubmissionError):
     `retry_after` carries the cloud's own hint (seconds), when it gave one.
     """
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, code: str | None = None, status: int | None = None
+    ) -> None:
+        super().__init__(message, code=code, status=status)
         self.retry_after = retry_after
 
 

@@ -152,6 +152,12 @@ class InfrastructureState(StrEnum):
     """The cloud no longer knows it (deleted, expired); its outcome cannot be read any more."""
 
 
+FINISHED_STATES = frozenset(
+    {InfrastructureState.SUCCEEDED, InfrastructureState.FAILED, InfrastructureState.CANCELLED, InfrastructureState.GONE}
+)
+"""The one definition of "finished": nothing runs there any more, so stopping it again is already done."""
+
+
 class InfrastructureStatus(BaseModel):
     """A backend's reading of one infrastructure id."""
 
@@ -160,6 +166,10 @@ class InfrastructureStatus(BaseModel):
     state: InfrastructureState
     exit_code: int | None = None
     message: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED_STATES
 
 
 class SubmissionStatus(StrEnum):

@@ -51,7 +51,9 @@ POOL_TYPES: dict[str, PoolType] = {
 
 
 class _BackendModule(Protocol):
-    def build_request(self, configuration: dict[str, Any], run: RunContext) -> dict[str, Any]: ...
+    def build_request(
+        self, configuration: dict[str, Any], run: RunContext, settings: Settings | None = None
+    ) -> dict[str, Any]: ...
 
     def from_settings(self, settings: Settings) -> Backend: ...
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from push_pools.backends import default_base_job_template, pool_type, pool_type_names
+from push_pools.backends.kit import secrets
 from push_pools.cli import context
 from push_pools.cli.output import (
     OutputFormat,
@@ -216,7 +217,7 @@ def preview(
     dispatcher = Dispatcher(catalog, Backends(settings), settings)
     for warning in dispatcher.prepare(run, pool).warnings:
         warn(warning)
-    print_json(redact(dispatcher.preview(run, pool)))
+    print_json(secrets.preview(dispatcher.preview(run, pool)))
 
 
 def _set_limit(name: str, limit: int | None) -> None:

@@ -72,7 +72,7 @@ def import_pool(
     check what push-pools can honour in it, and say how to serve it."""
     orchestrator = _prefect()
     data = orchestrator.api.get(pool_path(name), missing=no_pool(name))
-    review = review_pool(data["name"], data["type"], data.get("base_job_template") or {})
+    review = review_pool(data["name"], data["type"], data.get("base_job_template") or {}, context.settings())
     served = _served(orchestrator, review)
     if output is not OutputFormat.TABLE:
         print_document(_review_document(review, served), output)

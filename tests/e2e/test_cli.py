@@ -278,13 +278,14 @@ def test_preview_prints_the_exact_request_with_secrets_hidden(cli: Cli, pool: st
             "--command",
             "echo 'hi there'",
             "-v",
-            '{"env": {"API_KEY": "hunter2"}}',
+            '{"env": {"PREFECT_API_KEY": "hunter2", "KEY_NAME": "not-a-secret"}}',
         )
     )
     request = ok(cli("preview", pool, "--deployment", "hello", "-v", '{"env": {"MODE": "test"}}')).json()
     assert request["argv"] == ["echo", "hi there"]
     assert request["env"]["MODE"] == "test"
-    assert request["env"]["API_KEY"] == "********"
+    assert request["env"]["PREFECT_API_KEY"] == "********"
+    assert request["env"]["KEY_NAME"] == "not-a-secret", "only values known to be secret are masked, not names"
     assert ok(cli("runs", "ls", "-o", "json")).json() == [], "preview creates nothing"
     ok(cli("create", "other", "--type", "process"))
     fails(cli("preview", "other", "--deployment", "hello"), "belongs to pool 'local', not 'other'")
@@ -340,3 +341,40 @@ def test_the_console_script(tmp_path: Path) -> None:
     assert usage.returncode == 2
     error = subprocess.run([script, "inspect", "nope"], capture_output=True, text=True, env=env, check=False)
     assert (error.returncode, error.stderr.strip()) == (1, "Error: no work pool named 'nope'")
+
+
+def test_ecs_preview_shows_tag_keys_and_masks_only_the_api_key(cli: Cli) -> None:
+    """The preview once hid every ECS tag's `key` field (a secret-name pattern matched "key")."""
+    ok(cli("create", "ecs", "--type", "ecs", "--set", "cluster=push-pools"))
+    env = '{"env": {"PREFECT_API_KEY": "pnu_hunter2", "KEYBOARD": "azerty"}}'
+    ok(cli("deployment", "create", "nightly", "--pool", "ecs", "--image", "flows:1", "--command", "python -m f"))
+    request = ok(cli("preview", "ecs", "--deployment", "nightly", "-v", env)).json()
+    tags = {tag["key"]: tag["value"] for tag in request["RunTask"]["tags"]}
+    assert tags["push-pools.io/flow-run-id"] == "00000000-0000-0000-0000-000000000000"
+    (override,) = request["RunTask"]["overrides"]["containerOverrides"]
+    sent_env = {entry["name"]: entry["value"] for entry in override["environment"]}
+    assert sent_env["PREFECT_API_KEY"] == "********"
+    assert sent_env["KEYBOARD"] == "azerty"
+    assert "pnu_hunter2" not in json.dumps(request)
+
+
+def test_a_stray_quote_in_an_ecs_command_is_a_clear_error(cli: Cli) -> None:
+    ok(cli("create", "ecs", "--type", "ecs", "--set", "cluster=push-pools"))
+    ok(cli("deployment", "create", "nightly", "--pool", "ecs", "--image", "flows:1", "--command", "echo 'oops"))
+    fails(cli("preview", "ecs", "--deployment", "nightly"), "cannot be split like a shell command")
+
+
+def test_cloud_run_preview_reads_the_project_setting_and_shows_the_idempotency_key(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Preview once ignored PUSH_POOL_GCP_PROJECT (its error said to set it) and masked PUSH_POOL_IDEMPOTENCY_KEY."""
+    monkeypatch.setenv("PUSH_POOL_GCP_PROJECT", "my-project")
+    ok(cli("create", "cr", "--type", "cloud-run", "--set", "region=us-central1"))
+    ok(cli("deployment", "create", "nightly", "--pool", "cr", "--image", "flows:1", "--command", "python -m f"))
+    env = '{"env": {"PREFECT_API_KEY": "pnu_hunter2"}}'
+    request = ok(cli("preview", "cr", "--deployment", "nightly", "-v", env)).json()
+    assert request["create_job"]["parent"] == "projects/my-project/locations/us-central1"
+    (override,) = request["run_job"]["overrides"]["containerOverrides"]
+    sent_env = {entry["name"]: entry["value"] for entry in override["env"]}
+    assert sent_env["PUSH_POOL_IDEMPOTENCY_KEY"] == "00000000-0000-0000-0000-000000000000-1"
+    assert sent_env["PREFECT_API_KEY"] == "********"

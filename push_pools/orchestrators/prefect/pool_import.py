@@ -11,7 +11,7 @@ are ignored).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from push_pools.backends import POOL_TYPES, backend_module, default_base_job_template
 from push_pools.backends.base import RunContext
@@ -25,6 +25,9 @@ from push_pools.templating import (
     root_variable,
     schema_defaults,
 )
+
+if TYPE_CHECKING:
+    from push_pools.settings import Settings
 
 _V1_CLOUD_RUN = frozenset({"cloud-run", "cloud-run:push"})
 _SAMPLE_RUN = RunContext(
@@ -51,8 +54,11 @@ class PoolReview:
         return self.pool_type is not None and not self.problems
 
 
-def review_pool(pool_name: str, prefect_type: str, template: dict[str, Any]) -> PoolReview:
-    """Review a Prefect pool's type and base job template."""
+def review_pool(
+    pool_name: str, prefect_type: str, template: dict[str, Any], settings: Settings | None = None
+) -> PoolReview:
+    """Review a Prefect pool's type and base job template; `settings` fill in what the backend reads from them
+    (the default Google Cloud project), as when submitting."""
     ours = _pool_type(prefect_type)
     if ours is None:
         return PoolReview(pool_name, prefect_type, None, problems=[_unsupported_type(prefect_type)])
@@ -61,7 +67,7 @@ def review_pool(pool_name: str, prefect_type: str, template: dict[str, Any]) -> 
         problems = _shape_problems(template)
     warnings = _unused_variables(template) + _unread_settings(ours, template)
     if not problems:
-        warnings += _render_warnings(ours, template)
+        warnings += _render_warnings(ours, template, settings)
     return PoolReview(pool_name, prefect_type, ours, problems, warnings)
 
 
@@ -148,7 +154,7 @@ def _unread_settings(pool_type: str, template: dict[str, Any]) -> list[str]:
     ]
 
 
-def _render_warnings(pool_type: str, template: dict[str, Any]) -> list[str]:
+def _render_warnings(pool_type: str, template: dict[str, Any], settings: Settings | None) -> list[str]:
     """Render with the pool's defaults alone, as the dispatcher would: what fails must come from every deployment."""
     values = merge_job_variables(schema_defaults(template))
     try:
@@ -158,7 +164,7 @@ def _render_warnings(pool_type: str, template: dict[str, Any]) -> list[str]:
         configuration["name"] = configuration.get("name") or _SAMPLE_RUN.flow_run_name
         if not configuration.get("command"):
             configuration["command"] = FLOW_RUN_COMMAND
-        backend_module(POOL_TYPES[pool_type].name).build_request(configuration, _SAMPLE_RUN)
+        backend_module(POOL_TYPES[pool_type].name).build_request(configuration, _SAMPLE_RUN, settings)
     except ConfigurationError as exc:
         return [f"could not check the rendered job here: {exc}"]
     except TemplateError as exc:

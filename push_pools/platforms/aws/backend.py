@@ -30,16 +30,17 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from push_pools.backends.base import RunContext
-from push_pools.errors import PermanentSubmissionError, PushPoolError, TransientSubmissionError
+from push_pools.backends.kit.cache import TtlCache
+from push_pools.backends.kit.secrets import reveal
+from push_pools.errors import PermanentSubmissionError, SubmissionError, TransientSubmissionError
 from push_pools.models import InfrastructureRef, InfrastructureState, InfrastructureStatus
 from push_pools.platforms.aws.configuration import EcsJobConfiguration, TaskDefinitionFacts, parse_job
-from push_pools.platforms.aws.errors import THROTTLING_CODES, failures_error, translate
+from push_pools.platforms.aws.errors import AWS_ERRORS, THROTTLING_CODES, error_code, failures_error
 from push_pools.platforms.aws.pacing import LaunchPacer
 from push_pools.platforms.aws.request import build_requests, with_network
 from push_pools.platforms.aws.status import infrastructure_id, parse_infrastructure_id, task_status
@@ -51,8 +52,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_T = TypeVar("_T")
-
 CANCEL_REASON = "Cancelled by push-pools"
 ECS_RETRIES = {"mode": "standard", "total_max_attempts": 1}
 OTHER_RETRIES = {"mode": "standard", "total_max_attempts": 2}
@@ -60,12 +59,33 @@ CONNECT_TIMEOUT_SECONDS = 5
 READ_TIMEOUT_SECONDS = 20
 
 
-def build_request(configuration: dict[str, Any], run: RunContext, *, region: str | None = None) -> dict[str, Any]:
+class EcsClient(Protocol):
+    """The part of boto3's ECS client the backend calls."""
+
+    def run_task(self, **request: Any) -> dict[str, Any]: ...
+    def describe_task_definition(self, **request: Any) -> dict[str, Any]: ...
+    def register_task_definition(self, **request: Any) -> dict[str, Any]: ...
+    def describe_tasks(self, **request: Any) -> dict[str, Any]: ...
+    def stop_task(self, **request: Any) -> dict[str, Any]: ...
+
+
+class Ec2Client(Protocol):
+    """The part of boto3's EC2 client the backend calls (the default VPC's subnets)."""
+
+    def describe_vpcs(self, **request: Any) -> dict[str, Any]: ...
+    def describe_subnets(self, **request: Any) -> dict[str, Any]: ...
+
+
+def build_request(
+    configuration: dict[str, Any], run: RunContext, settings: Settings | None = None, *, region: str | None = None
+) -> dict[str, Any]:
     """The requests a submission makes: RegisterTaskDefinition (made only if its family is new) and RunTask.
 
-    Pure. What only AWS can tell is listed under `resolved_on_submission` instead of being guessed.
+    Pure. Secret values are `SecretStr` (see `kit.secrets`). Given `settings` (a preview), the region is the one
+    the function's clients would use; what only AWS can tell is listed under `resolved_on_submission`.
     """
     job = parse_job(configuration)
+    region = region or (configured_region() if settings is not None else None)
     requests = build_requests(job, run, region=region)
     pending = []
     result: dict[str, Any] = {}
@@ -90,9 +110,9 @@ class EcsBackend:
 
     def __init__(
         self,
-        ecs: Any,
+        ecs: EcsClient,
         *,
-        ec2: Callable[[], Any] | None = None,
+        ec2: Callable[[], Ec2Client] | None = None,
         region: str | None = None,
         pacer: LaunchPacer | None = None,
     ) -> None:
@@ -101,14 +121,12 @@ class EcsBackend:
         self._make_ec2 = ec2
         self.region: str | None = region or getattr(getattr(ecs, "meta", None), "region_name", None)
         self.pacer = pacer or LaunchPacer()
-        self._families: dict[str, str] = {}
+        self._families: TtlCache[str, str] = TtlCache()
         """Task definition ARNs by family (the family names their content)."""
-        self._facts: dict[str, TaskDefinitionFacts] = {}
+        self._facts: TtlCache[str, TaskDefinitionFacts] = TtlCache()
         """Existing task definitions named by templates, by ARN."""
-        self._subnets: dict[str, list[str]] = {}
+        self._subnets: TtlCache[str, list[str]] = TtlCache()
         """Subnets by VPC id ("" for the default VPC)."""
-        self._lock = threading.Lock()
-        self._key_locks: dict[str, threading.Lock] = {}
 
     @classmethod
     def from_session(cls, session: boto3.session.Session, settings: Settings) -> EcsBackend:
@@ -133,24 +151,24 @@ class EcsBackend:
         return self._run_task(run_task)
 
     def _run_task(self, request: Mapping[str, Any]) -> InfrastructureRef:
-        from botocore.exceptions import BotoCoreError, ClientError
+        """RunTask with `request` (its secret values revealed only here, as they are sent)."""
+        from botocore.exceptions import ClientError
 
         cluster = request.get("cluster")
         paced = self.pacer.wait_for_slot()
-        try:
-            response = self._ecs.run_task(**request)
-        except ClientError as exc:
-            existing = exc.response.get("resourceIds") or []
-            if _code(exc) in THROTTLING_CODES:
-                self.pacer.throttled(paced=paced)
-            if _code(exc) == "ConflictException" and existing:
+        with AWS_ERRORS.translated("ecs:RunTask"):
+            try:
+                response = self._ecs.run_task(**reveal(request))
+            except ClientError as exc:
+                existing = exc.response.get("resourceIds") or []
+                if error_code(exc) in THROTTLING_CODES:
+                    self.pacer.throttled(paced=paced)
+                if error_code(exc) != "ConflictException" or not existing:
+                    raise
                 logger.info("RunTask token %s already started %s: adopted", request["clientToken"], existing[0])
                 return InfrastructureRef(
                     infrastructure_pid=infrastructure_id(cluster or "default", existing[0]), adopted=True
                 )
-            raise translate(exc, "ecs:RunTask") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, "ecs:RunTask") from exc
         self.pacer.launched()
         if response.get("failures"):
             raise failures_error(response["failures"])
@@ -163,33 +181,19 @@ class EcsBackend:
     def _task_definition_arn(self, task_definition: dict[str, Any]) -> str:
         """The ARN of the family's task definition: remembered, else described, else registered (once)."""
         family = task_definition["family"]
-        return self._once(
-            self._families, family, lambda: self._describe_family(family) or self._register(task_definition)
+        return self._families.get_or_compute(
+            family, lambda: self._describe_family(family) or self._register(task_definition)
         )
-
-    def _once(self, cache: dict[str, _T], key: str, compute: Callable[[], _T]) -> _T:
-        """`cache[key]`, computed by one caller at a time (the others wait for it) and then kept."""
-        if key in cache:
-            return cache[key]
-        with self._lock:
-            key_lock = self._key_locks.setdefault(f"{id(cache)}:{key}", threading.Lock())
-        with key_lock:
-            if key not in cache:
-                cache[key] = compute()
-        return cache[key]
 
     def _describe_family(self, family: str) -> str | None:
         """The ARN of the family's latest ACTIVE revision, or None when it has none (ECS: ClientException)."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
         try:
-            response = self._ecs.describe_task_definition(taskDefinition=family)
-        except ClientError as exc:
-            if _code(exc) == "ClientException":
+            action, operation = "ecs:DescribeTaskDefinition", self._ecs.describe_task_definition
+            response = self._call(action, operation, taskDefinition=family)
+        except SubmissionError as exc:
+            if exc.code == "ClientException":
                 return None
-            raise translate(exc, "ecs:DescribeTaskDefinition") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, "ecs:DescribeTaskDefinition") from exc
+            raise
         return str(response["taskDefinition"]["taskDefinitionArn"])
 
     def _register(self, task_definition: dict[str, Any]) -> str:
@@ -208,11 +212,11 @@ class EcsBackend:
             action, operation = "ecs:DescribeTaskDefinition", self._ecs.describe_task_definition
             return TaskDefinitionFacts.of(self._call(action, operation, taskDefinition=str(arn))["taskDefinition"])
 
-        return self._once(self._facts, str(arn), describe)
+        return self._facts.get_or_compute(str(arn), describe)
 
     def _default_subnets(self, vpc_id: str | None) -> list[str]:
         """The subnets of `vpc_id`, or of the region's default VPC; looked up once per instance."""
-        return self._once(self._subnets, vpc_id or "", lambda: self._look_up_subnets(vpc_id))
+        return self._subnets.get_or_compute(vpc_id or "", lambda: self._look_up_subnets(vpc_id))
 
     def _look_up_subnets(self, vpc_id: str | None) -> list[str]:
         if self._make_ec2 is None:
@@ -236,13 +240,11 @@ class EcsBackend:
     # ---- status, cancel, sweep ----------------------------------------------------------------------------
 
     def status(self, infrastructure_pid: str) -> InfrastructureStatus:
-        from botocore.exceptions import ClientError
-
         cluster, task_arn = parse_infrastructure_id(infrastructure_pid)
         try:
             tasks = self._call("ecs:DescribeTasks", self._ecs.describe_tasks, cluster=cluster, tasks=[task_arn])
-        except PushPoolError as exc:
-            if isinstance(exc.__cause__, ClientError) and _code(exc.__cause__) == "ClusterNotFoundException":
+        except SubmissionError as exc:
+            if exc.code == "ClusterNotFoundException":
                 return InfrastructureStatus(state=InfrastructureState.GONE, message=f"cluster {cluster} is gone")
             raise
         if not tasks.get("tasks"):
@@ -251,17 +253,14 @@ class EcsBackend:
 
     def cancel(self, infrastructure_pid: str) -> None:
         """StopTask. A task already stopped, unknown to ECS, or gone with its cluster counts as stopped."""
-        from botocore.exceptions import ClientError
-
         cluster, task_arn = parse_infrastructure_id(infrastructure_pid)
         try:
             self._call("ecs:StopTask", self._ecs.stop_task, cluster=cluster, task=task_arn, reason=CANCEL_REASON)
-        except PushPoolError as exc:
-            code = _code(exc.__cause__) if isinstance(exc.__cause__, ClientError) else None
-            if code == "ClusterNotFoundException":
+        except SubmissionError as exc:
+            if exc.code == "ClusterNotFoundException":
                 return
             # ECS answers InvalidParameterException for a task it no longer knows; make sure that is what it meant
-            if code == "InvalidParameterException" and self.status(infrastructure_pid).state in _ENDED:
+            if exc.code == "InvalidParameterException" and self.status(infrastructure_pid).finished:
                 return
             raise
 
@@ -271,22 +270,9 @@ class EcsBackend:
 
     def _call(self, action: str, operation: Callable[..., Any], **kwargs: Any) -> dict[str, Any]:
         """One SDK call, its errors translated at this boundary."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
+        with AWS_ERRORS.translated(action):
             response: dict[str, Any] = operation(**kwargs)
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, action) from exc
         return response
-
-
-_ENDED = frozenset({InfrastructureState.GONE, InfrastructureState.SUCCEEDED, InfrastructureState.FAILED,
-                    InfrastructureState.CANCELLED})  # fmt: skip
-
-
-def _code(exc: BaseException) -> str:
-    response = getattr(exc, "response", {}) or {}
-    return str(response.get("Error", {}).get("Code", ""))
 
 
 def _filter(name: str, value: str) -> dict[str, Any]:
@@ -303,6 +289,16 @@ def client_config(settings: Settings, retries: Mapping[str, Any] = OTHER_RETRIES
         read_timeout=READ_TIMEOUT_SECONDS,
         max_pool_connections=max(10, 2 * settings.max_parallel_submissions),
     )
+
+
+def configured_region() -> str | None:
+    """The region the function's clients would use (AWS_REGION, AWS_DEFAULT_REGION, the AWS config): no call made."""
+    try:
+        import boto3
+    except ModuleNotFoundError:
+        return None
+    region: str | None = boto3.session.Session().region_name
+    return region
 
 
 def from_settings(settings: Settings) -> EcsBackend:

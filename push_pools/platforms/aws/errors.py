@@ -1,4 +1,4 @@
-"""AWS errors as push-pools errors, decided by error code and HTTP status, never by message text.
+"""AWS errors as push-pools errors: the kit's error mechanism fed AWS's table (error codes and HTTP statuses).
 
 - Transient (retried by the dispatcher, then the run is requeued): throttling codes, HTTP 429 and 5xx, ECS's
   `ServerException`, timeouts and connection failures, and RunTask `failures` that mean capacity is short now
@@ -14,12 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from push_pools.errors import (
-    ConfigurationError,
-    PermanentSubmissionError,
-    PushPoolError,
-    TransientSubmissionError,
-)
+from push_pools.backends.kit.errors import ErrorTable, SdkFailure
+from push_pools.backends.kit.retry_after import parse_retry_after
+from push_pools.errors import PermanentSubmissionError, PushPoolError, TransientSubmissionError
 
 THROTTLING_CODES = frozenset(
     {
@@ -52,51 +49,65 @@ PROVISIONING per cluster), which passes: retried like throttling."""
 
 CAPACITY_FAILURE_PREFIXES = ("RESOURCE:", "AGENT", "Capacity is unavailable")
 
-_HINTS = {
+_IAM_HINT = "grant the function's role this action (see terraform/modules/aws/iam.tf)"
+_HINTS: dict[str | int, str] = {
     "ClusterNotFoundException": "create the cluster, or set the pool's `cluster` job variable to an existing one",
-    "AccessDeniedException": "grant the function's role this action (see terraform/modules/aws/iam.tf)",
-    "AccessDenied": "grant the function's role this action (see terraform/modules/aws/iam.tf)",
+    "AccessDeniedException": _IAM_HINT,
+    "AccessDenied": _IAM_HINT,
     "UnrecognizedClientException": "the function's AWS credentials are not valid",
 }
 
 
-def translate(exc: Exception, action: str) -> PushPoolError:
-    """The push-pools error for an SDK exception raised by `action` (e.g. "ecs:RunTask")."""
-    from botocore.exceptions import (
-        ClientError,
-        ConnectionError,
-        HTTPClientError,
-        NoCredentialsError,
-        NoRegionError,
-    )
+def _sdk_errors() -> tuple[type[BaseException], ...]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (ClientError, BotoCoreError)
+
+
+def _configuration_errors() -> tuple[type[BaseException], ...]:
+    from botocore.exceptions import NoCredentialsError, NoRegionError
+
+    return (NoCredentialsError, NoRegionError)
+
+
+def _read(exc: BaseException) -> SdkFailure:
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
     if isinstance(exc, ClientError):
-        return _client_error(exc.response, action)
-    if isinstance(exc, NoCredentialsError | NoRegionError):
-        return ConfigurationError(f"{action}: {exc}")
+        error = exc.response.get("Error", {})
+        metadata = exc.response.get("ResponseMetadata", {})
+        return SdkFailure(
+            code=str(error.get("Code", "Unknown")),
+            status=int(metadata.get("HTTPStatusCode") or 0) or None,
+            detail=str(error.get("Message", "")) or "(no message)",
+            retry_after=parse_retry_after(metadata.get("HTTPHeaders", {}).get("retry-after")),
+        )
     if isinstance(exc, ConnectionError | HTTPClientError):
-        return TransientSubmissionError(f"{action}: {type(exc).__name__}")
-    return PermanentSubmissionError(f"{action} failed: {type(exc).__name__}: {exc}")
+        return SdkFailure(code=None, status=None, detail=type(exc).__name__)
+    # Any other botocore error (a parameter that does not validate, say) is ours to fix: permanent.
+    return SdkFailure(code=type(exc).__name__, status=None, detail=str(exc))
 
 
-def _client_error(response: Mapping[str, Any], action: str) -> PushPoolError:
-    error = response.get("Error", {})
-    code = str(error.get("Code", "Unknown"))
-    metadata = response.get("ResponseMetadata", {})
-    status = int(metadata.get("HTTPStatusCode") or 0)
-    message = f"{action} refused ({code}): {error.get('Message', '')}".rstrip(": ")
-    if code in TRANSIENT_CODES or status == 429 or status >= 500:
-        return TransientSubmissionError(message, retry_after=_retry_after(metadata.get("HTTPHeaders", {})))
-    hint = _HINTS.get(code)
-    return PermanentSubmissionError(f"{message} — {hint}" if hint else message)
+AWS_ERRORS = ErrorTable(
+    sdk_errors=_sdk_errors,
+    read=_read,
+    transient_codes=TRANSIENT_CODES,
+    transient_status=lambda status: status == 429 or status >= 500,
+    configuration_errors=_configuration_errors,
+    hints=_HINTS,
+)
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
+def translate(exc: BaseException, action: str) -> PushPoolError:
+    """The push-pools error for an SDK exception raised by `action` (e.g. "ecs:RunTask")."""
+    return AWS_ERRORS.translate(exc, action)
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The AWS error code of a botocore ClientError, else None."""
+    response = getattr(exc, "response", None)
+    found = response.get("Error", {}).get("Code") if isinstance(response, Mapping) else None
+    return str(found) if found else None
 
 
 def failures_error(failures: Sequence[Mapping[str, Any]]) -> PushPoolError:
@@ -106,5 +117,5 @@ def failures_error(failures: Sequence[Mapping[str, Any]]) -> PushPoolError:
     detail = f" ({first['detail']})" if first.get("detail") else ""
     message = f"ecs:RunTask started no task: {reason}{detail}"
     if reason.startswith(CAPACITY_FAILURE_PREFIXES):
-        return TransientSubmissionError(message)
-    return PermanentSubmissionError(message)
+        return TransientSubmissionError(message, code=reason)
+    return PermanentSubmissionError(message, code=reason)

@@ -20,13 +20,14 @@ import hashlib
 import html.entities
 import json
 import re
-import shlex
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from push_pools.backends.base import RunContext
+from push_pools.backends.kit.secrets import reveal, secret_env
+from push_pools.backends.kit.shapes import TagRules, env_pairs, split_argv, string_map
 from push_pools.errors import TemplateError
 from push_pools.platforms.aws.configuration import (
     DEFAULT_CONTAINER_NAME,
@@ -54,8 +55,6 @@ _HTML_DECIMAL = re.compile(r"&#(\d+);")
 _HTML_HEX = re.compile(r"&#x([\da-fA-F]+);")
 _DIGIT_COMMA = re.compile(r"(?<=\d),(?=\d)")
 _DASHES = re.compile(r"-{2,}")
-_MAX_TAG_KEY = 128
-_MAX_TAG_VALUE = 256
 _MAX_CLIENT_TOKEN = 64
 _MAX_STARTED_BY = 128
 
@@ -184,11 +183,11 @@ def _overrides(template: Any, job: EcsJobConfiguration, container_name: str, sec
     cleaned = []
     for each in containers:
         if isinstance(each.get("command"), str):
-            each["command"] = shlex.split(each["command"])
+            each["command"] = split_argv(each["command"], "the ECS container command")
         env = {name: value for name, value in _as_mapping(each.pop("environment", None)).items() if name not in secrets}
         each = drop_empty(each)
-        if env_entries(env):
-            each["environment"] = env_entries(env)  # after drop_empty: an empty value is a value
+        if env_pairs(env):
+            each["environment"] = env_pairs(secret_env(env))  # after drop_empty: an empty value is a value
         if each:
             cleaned.append(each)
     for key in ("cpu", "memory"):
@@ -211,28 +210,13 @@ def _as_mapping(environment: Any) -> dict[str, str | None]:
     return {}
 
 
-def env_entries(env: Mapping[str, str | None]) -> list[dict[str, str]]:
-    """ECS's env list; a None value unsets the name, so it is left out."""
-    return [{"name": name, "value": value} for name, value in env.items() if value is not None]
-
-
 def run_tags(template_tags: Any, labels: Mapping[str, Any], run: RunContext) -> list[dict[str, str]]:
     """The task's tags: the template's, then the labels, then the run's own ids; sanitised as ECS requires."""
-    merged: dict[str, str] = {}
-    if isinstance(template_tags, dict):
-        merged |= {str(k): str(v) for k, v in template_tags.items() if v is not None}
-    elif isinstance(template_tags, list):
-        merged |= {str(t["key"]): str(t.get("value", "")) for t in template_tags if isinstance(t, dict) and "key" in t}
-    merged |= {str(k): str(v) for k, v in labels.items() if v is not None}
-    merged |= {RUN_TAG: run.flow_run_id, KEY_TAG: run.idempotency_key}
-    tags: dict[str, str] = {}
-    for key, value in merged.items():
-        clean_key = tag_text(key)[:_MAX_TAG_KEY]
-        if clean_key.lower().startswith("aws:"):
-            raise TemplateError(f"tag {key!r}: keys starting with 'aws:' are reserved by AWS")
-        tags[clean_key] = tag_text(value)[:_MAX_TAG_VALUE]
-    if len(tags) > MAX_TAGS:
-        raise TemplateError(f"the ECS task would get {len(tags)} tags (labels included); ECS allows {MAX_TAGS}")
+    if isinstance(template_tags, list):
+        template_tags = {t["key"]: t.get("value", "") for t in template_tags if isinstance(t, dict) and "key" in t}
+    merged = string_map(template_tags) | string_map(labels) | {RUN_TAG: run.flow_run_id, KEY_TAG: run.idempotency_key}
+    tags = ECS_TAGS.clean(merged)
+    ECS_TAGS.check_count(tags, "the ECS task")
     return [{"key": key, "value": value} for key, value in tags.items()]
 
 
@@ -246,6 +230,12 @@ def tag_text(text: str) -> str:
     text = _decode_numeric(_HTML_HEX, 16, text)
     text = _DIGIT_COMMA.sub("", unicodedata.normalize("NFKC", text))
     return _DASHES.sub("-", _TAG_FORBIDDEN.sub("-", text)).strip("-")
+
+
+ECS_TAGS = TagRules(
+    sanitise=tag_text, max_key=128, max_value=256, max_tags=MAX_TAGS, owner="ECS", reserved_prefix="aws:"
+)
+"""ECS's tag rules, with keys and values written as prefect-aws writes them."""
 
 
 def _decode_numeric(pattern: re.Pattern[str], base: int, text: str) -> str:
@@ -270,7 +260,7 @@ def started_by(idempotency_key: str) -> str:
 
 def check_overrides_size(overrides: Mapping[str, Any]) -> None:
     """Refuse overrides over ECS's limit before the call, saying what to do about it."""
-    size = len(json.dumps(overrides, separators=(",", ":")))
+    size = len(json.dumps(reveal(overrides), separators=(",", ":")))
     if size > OVERRIDES_LIMIT:
         raise TemplateError(
             f"the run's ECS overrides (env and command) come to {size} characters; ECS allows {OVERRIDES_LIMIT}. "

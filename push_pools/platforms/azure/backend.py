@@ -85,7 +85,7 @@ CONDITIONAL_ACTIONS = {
 """Checked by ARM on a create whose group holds these job variables, on the identity or subnet named."""
 
 
-def build_request(configuration: dict[str, Any], run: RunContext) -> dict[str, Any]:
+def build_request(configuration: dict[str, Any], run: RunContext, settings: Settings | None = None) -> dict[str, Any]:
     """The container group `submit` would create: subscription, resource group, name, resource id and body."""
     return build_container_group_request(configuration, run)
 

@@ -39,6 +39,7 @@ from enum import Enum
 from typing import Any, ClassVar
 
 from push_pools.backends.base import RunContext
+from push_pools.backends.kit.secrets import reveal
 from push_pools.errors import ConfigurationError, TransientSubmissionError
 from push_pools.models import InfrastructureRef, InfrastructureState, InfrastructureStatus
 from push_pools.platforms.gcp import request as spec
@@ -60,9 +61,12 @@ _PAGE_SIZE = 100
 _MAX_SCANNED_EXECUTIONS = 1000
 
 
-def build_request(configuration: dict[str, Any], run: RunContext) -> dict[str, Any]:
-    """The CreateJob request (sent only if the job is absent) and the RunJob request for this run. Pure."""
-    return spec.build_request(configuration, run)
+def build_request(configuration: dict[str, Any], run: RunContext, settings: Settings | None = None) -> dict[str, Any]:
+    """The CreateJob request (sent only if the job is absent) and the RunJob request for this run. Pure.
+
+    The project comes from the configuration, else from `settings.gcp_project`, as when submitting.
+    """
+    return spec.build_request(configuration, run, default_project=settings.gcp_project if settings else None)
 
 
 class _Job(Enum):
@@ -183,7 +187,9 @@ class CloudRunBackend:
         from google.api_core import exceptions as api
         from google.cloud import run_v2
 
-        overrides = proto_message(run_v2.RunJobRequest.Overrides, run_job["overrides"], "invalid RunJob overrides")
+        overrides = proto_message(
+            run_v2.RunJobRequest.Overrides, reveal(run_job["overrides"]), "invalid RunJob overrides"
+        )
         request = run_v2.RunJobRequest(name=run_job["name"], overrides=overrides)
         try:
             operation = self._jobs.run_job(request=request, retry=None, timeout=self.call_timeout)

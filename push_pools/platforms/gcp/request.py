@@ -19,13 +19,14 @@ import copy
 import hashlib
 import json
 import re
-import shlex
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from push_pools.backends.base import RunContext, parse_job_configuration
+from push_pools.backends.kit import secrets as kit_secrets
+from push_pools.backends.kit.shapes import env_pairs, split_argv
 from push_pools.errors import TemplateError
 
 IDEMPOTENCY_ENV: Final = "PUSH_POOL_IDEMPOTENCY_KEY"
@@ -149,8 +150,8 @@ def job_spec(job: CloudRunJobConfiguration, run: RunContext) -> tuple[dict[str, 
     if not container.get("image"):
         raise TemplateError("cloud-run job configuration: no image; set the 'image' job variable")
     container.setdefault("name", DEFAULT_CONTAINER_NAME)
-    args = _argv(container.pop("args", None), "args")
-    command = _argv(container.get("command") or job.command, "command")
+    args = split_argv(container.pop("args", None), "cloud-run job configuration: args")
+    command = split_argv(container.get("command") or job.command, "cloud-run job configuration: command")
     if command:
         container["command"] = command
     else:
@@ -175,8 +176,8 @@ def run_overrides(
     """RunJob's overrides: everything that differs from one run to the next."""
     secrets = secret_env(job)
     ours = {IDEMPOTENCY_ENV: run.idempotency_key}
-    env = [{"name": k, "value": v} for k, v in plain_env(job.env).items() if k not in secrets and k not in ours]
-    env += [{"name": name, "value": value} for name, value in ours.items()]
+    plain = {k: v for k, v in plain_env(job.env).items() if k not in secrets and k not in ours}
+    env = env_pairs(kit_secrets.secret_env(plain) | ours)
     container: dict[str, Any] = {"name": container_name, "env": env}
     if args:
         container["args"] = args
@@ -301,19 +302,6 @@ def _task_template(body: dict[str, Any]) -> dict[str, Any]:
     if not all(isinstance(container, dict) for container in containers):
         raise TemplateError("cloud-run job configuration: each of job_body's containers must be a JSON object")
     return task
-
-
-def _argv(value: Any, what: str) -> list[str] | None:
-    if value is None or value == "" or value == []:
-        return None
-    if isinstance(value, str):
-        try:
-            return shlex.split(value)
-        except ValueError as exc:
-            raise TemplateError(f"cloud-run job configuration: {what} {value!r} cannot be split: {exc}") from exc
-    if isinstance(value, list) and all(isinstance(part, str | int | float) for part in value):
-        return [str(part) for part in value]
-    raise TemplateError(f"cloud-run job configuration: {what} must be a string or a list of strings")
 
 
 def _env_list(container: dict[str, Any]) -> list[dict[str, Any]]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 import signal
 import socket
 import subprocess
@@ -28,6 +27,8 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from push_pools.backends.base import RunContext, parse_job_configuration
+from push_pools.backends.kit.secrets import reveal, secret_env
+from push_pools.backends.kit.shapes import split_argv
 from push_pools.errors import ConfigurationError, PermanentSubmissionError
 from push_pools.models import InfrastructureRef, InfrastructureState, InfrastructureStatus
 from push_pools.platforms.local import runner
@@ -56,18 +57,17 @@ class ProcessJobConfiguration(BaseModel):
     @field_validator("command")
     @classmethod
     def _not_empty(cls, command: str | list[str]) -> str | list[str]:
-        if not (shlex.split(command) if isinstance(command, str) else command):
+        if not split_argv(command, "command"):
             raise ValueError("the command is empty")
         return command
 
 
-def build_request(configuration: dict[str, Any], run: RunContext) -> dict[str, Any]:
+def build_request(configuration: dict[str, Any], run: RunContext, settings: Settings | None = None) -> dict[str, Any]:
     """The process to start: argv, the env it adds to the executor's (None unsets a name), and its directory."""
     job = parse_job_configuration(ProcessJobConfiguration, configuration, "process")
-    argv = shlex.split(job.command) if isinstance(job.command, str) else list(job.command)
     return {
-        "argv": argv,
-        "env": job.env,
+        "argv": split_argv(job.command, "command") or [],
+        "env": secret_env(job.env),
         "cwd": job.working_dir,
         "name": job.name or run.flow_run_name,
         "stream_output": job.stream_output,
@@ -90,7 +90,7 @@ class ProcessBackend:
         return build_request(configuration, run)
 
     def submit(self, configuration: dict[str, Any], run: RunContext) -> InfrastructureRef:
-        request = build_request(configuration, run)
+        request = reveal(build_request(configuration, run))
         if request["cwd"] is not None and not Path(request["cwd"]).is_dir():
             raise PermanentSubmissionError(f"working directory {request['cwd']!r} does not exist")
         run_dir = self.runs_dir / run.idempotency_key

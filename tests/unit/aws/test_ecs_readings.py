@@ -99,7 +99,7 @@ def test_errors_are_mapped_by_code(error: Exception, kind: type[Exception]) -> N
 
 def test_the_message_names_the_action_the_code_and_what_to_do() -> None:
     message = str(translate(client_error("ClusterNotFoundException"), "ecs:RunTask"))
-    assert message.startswith("ecs:RunTask refused (ClusterNotFoundException): message from AWS")
+    assert message.startswith("ecs:RunTask: HTTP 400 ClusterNotFoundException: message from AWS")
     assert "create the cluster" in message
 
 

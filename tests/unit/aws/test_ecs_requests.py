@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from push_pools.backends.kit import secrets
 from push_pools.errors import TemplateError
 from push_pools.platforms.aws.backend import build_request
 from push_pools.platforms.aws.configuration import (
@@ -24,7 +25,6 @@ from push_pools.platforms.aws.request import (
     build_requests,
     check_overrides_size,
     client_token,
-    env_entries,
     run_tags,
     started_by,
     tag_text,
@@ -39,7 +39,7 @@ ROLE = "arn:aws:iam::123456789012:role/push-pools-task-execution"
 def requests_for(job_variables: dict[str, Any] | None = None, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     built = build_requests(parse_job(render(job_variables, **kwargs)), RUN, region="us-east-1")
     assert built.task_definition is not None
-    return built.task_definition, built.run_task
+    return built.task_definition, secrets.reveal(built.run_task)
 
 
 @pytest.mark.parametrize(
@@ -52,7 +52,7 @@ def test_golden_requests(template: str | None, golden: str) -> None:
 
     variables = {"cluster": "push-pools", "env": {"STAGE": "prod"}}
     configuration = render(variables, template=fixture(template) if template else None)
-    request = build_request(configuration, RUN, region="us-east-1")
+    request = secrets.preview(build_request(configuration, RUN, region="us-east-1"))
     path = FIXTURES / golden
     if os.environ.get("UPDATE_GOLDEN"):
         path.write_text(json.dumps(request, indent=2, sort_keys=True) + "\n")
@@ -263,7 +263,7 @@ def test_a_flat_template_works_too() -> None:
         ({"launch_type": "LAMBDA"}, "job variable 'launch_type'"),
         ({"capacity_provider_strategy": [{"weight": 1}]}, "capacityProvider"),
         ({"network_configuration": {"securityGroups": ["sg-1"]}}, "subnets"),
-        ({"labels": {"aws:reserved": "x"}}, "reserved by AWS"),
+        ({"labels": {"aws:reserved": "x"}}, "reserved by ECS"),
         ({"labels": {f"label-{i}": "x" for i in range(60)}}, "ECS allows 50"),
         ({"env": {f"VAR_{i}": "x" * 200 for i in range(50)}}, "ECS allows 8192"),
     ],
@@ -354,10 +354,6 @@ def test_tags_are_sanitised_and_the_run_wins() -> None:
 )
 def test_tag_text_is_prefect_aws_slug(text: str, expected: str) -> None:
     assert tag_text(text) == expected
-
-
-def test_env_entries_leave_unset_names_out() -> None:
-    assert env_entries({"A": "1", "B": None, "C": ""}) == [{"name": "A", "value": "1"}, {"name": "C", "value": ""}]
 
 
 def test_the_overrides_limit_counts_json_characters() -> None:

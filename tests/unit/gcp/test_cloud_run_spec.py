@@ -11,6 +11,7 @@ import pytest
 
 from push_pools.backends import default_base_job_template
 from push_pools.backends.base import RunContext
+from push_pools.backends.kit import secrets
 from push_pools.errors import JobVariablesError, TemplateError
 from push_pools.platforms.gcp import request as spec
 from push_pools.templating import (
@@ -232,7 +233,8 @@ def test_the_idempotency_key_cannot_be_overridden_by_the_template(default_templa
 
 def test_without_a_secret_the_key_travels_as_a_plain_override(default_template: dict[str, Any]) -> None:
     request = _request(default_template)
-    assert overrides_env(request)["PREFECT_API_KEY"] == "pnu_plaintext"
+    assert overrides_env(secrets.reveal(request))["PREFECT_API_KEY"] == "pnu_plaintext"
+    assert overrides_env(secrets.preview(request))["PREFECT_API_KEY"] == secrets.MASK
     assert "pnu_plaintext" not in json.dumps(request["create_job"])
 
 
@@ -249,7 +251,7 @@ def test_secret_names_are_dropped_from_plain_env_and_static_container_env(prefec
     )
     configuration["env"]["PREFECT_API_AUTH_STRING"] = "user:pass"
     request = spec.build_request(configuration, RUN, default_project="proj-1")
-    text = json.dumps(request)
+    text = json.dumps(secrets.reveal(request))
     assert "hunter2" not in text
     assert "also-plain" not in text
     assert "user:pass" not in text

@@ -139,3 +139,14 @@ def test_block_names_are_slugs(pool: str, name: str) -> None:
 def test_a_webhook_url_must_be_http(url: str) -> None:
     with pytest.raises(ConfigurationError, match="http"):
         check_webhook_url(url)
+
+
+def test_import_reads_the_project_setting_as_submitting_does() -> None:
+    """`push-pool import` once warned that a cloud-run pool names no project although PUSH_POOL_GCP_PROJECT did."""
+    from push_pools.settings import Settings
+    from push_pools.templating import set_variable_defaults
+
+    defaults = {"region": "us-central1", "image": "flows:1"}
+    template = set_variable_defaults(default_base_job_template("cloud-run"), defaults)
+    assert any("names no Google Cloud project" in w for w in review_pool("cr", "cloud-run-v2:push", template).warnings)
+    assert review_pool("cr", "cloud-run-v2:push", template, Settings(gcp_project="my-project")).warnings == []
