@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from push_pools.backends.kit import secrets
 from push_pools.jobs import prepare_job, run_context
 from push_pools.models import Deployment, FlowRun, State, StateType, WorkPool
 from push_pools.orchestrators.base import RunEnvironment
@@ -110,7 +111,7 @@ def our_ecs_requests(template: dict[str, Any], values: dict[str, Any]) -> dict[s
     run_task = requests.run_task
     if requests.needs_network:
         run_task = with_network(run_task, RUN["default_subnets"], public_ip=requests.fargate)
-    return {"task_definition": requests.task_definition, "run_task": run_task}
+    return {"task_definition": requests.task_definition, "run_task": secrets.reveal(run_task)}  # as sent
 
 
 def ecs_as_prefect(ours: dict[str, Any], prefect: dict[str, Any]) -> dict[str, Any]:
