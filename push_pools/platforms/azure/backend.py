@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import IO, TYPE_CHECKING, Any, ClassVar, cast
 
 from push_pools.backends.base import RunContext
+from push_pools.backends.kit.gate import RateGate
 from push_pools.errors import (
     ConfigurationError,
     PermanentSubmissionError,
@@ -40,7 +41,7 @@ from push_pools.errors import (
 )
 from push_pools.models import InfrastructureRef, InfrastructureState, InfrastructureStatus
 from push_pools.platforms.azure.arm import RESOURCE_GROUP_LOCATION
-from push_pools.platforms.azure.clients import ArmClients, CreateThrottle
+from push_pools.platforms.azure.clients import ArmClients
 from push_pools.platforms.azure.errors import retry_after_of, translated
 from push_pools.platforms.azure.request import (
     JOB_CONTAINER_NAME,
@@ -102,11 +103,11 @@ class AciBackend:
         *,
         retention: timedelta = timedelta(minutes=10),
         resource_groups: Iterable[str] = (),
-        throttle: CreateThrottle | None = None,
+        throttle: RateGate | None = None,
     ) -> None:
         self._clients = clients
         self.retention = retention
-        self._throttle = throttle or CreateThrottle()
+        self._throttle = throttle or RateGate()
         self._lock = threading.Lock()
         self._scopes: dict[tuple[str, str], tuple[str, str]] = {}
         self._locations: dict[tuple[str, str], str] = {}

@@ -8,8 +8,6 @@ read timeout, 300 s, would outlast the function).
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -41,21 +39,3 @@ class ArmClients:
                 )
                 self._clients[subscription_id] = client
             return client
-
-
-class CreateThrottle:
-    """Remembers ARM's Retry-After for creates, per subscription, so a throttled burst stops calling at once."""
-
-    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._monotonic = monotonic
-        self._until: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def remaining(self, subscription_id: str) -> float:
-        with self._lock:
-            return max(0.0, self._until.get(subscription_id, 0.0) - self._monotonic())
-
-    def hold(self, subscription_id: str, seconds: float) -> None:
-        with self._lock:
-            until = self._monotonic() + seconds
-            self._until[subscription_id] = max(until, self._until.get(subscription_id, 0.0))

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import azure.functions as func
 
 from push_pools.dispatcher import Dispatcher
+from push_pools.platforms.azure.errors import translated
 from push_pools.settings import Settings
 from push_pools.tick import tick as run_tick
 from push_pools.triggers.handling import Enqueue, RequestHandler
@@ -61,15 +62,13 @@ class StorageQueueEnqueue:
         self.queue = queue
 
     def __call__(self, request: RunRequest, delay_seconds: float) -> None:
-        from azure.core.exceptions import AzureError
-
         # Whole seconds, rounded up: a message seen early would only be queued again.
         delay = min(MAX_QUEUE_DELAY_SECONDS, max(0, math.ceil(delay_seconds)))
-        try:
+        # A refusal is raised, as on AWS: the request is answered as failed (the message is redelivered, the webhook
+        # caller sees a 500) instead of "queued", and the run stays SCHEDULED for the tick. Nothing is lost either way;
+        # this way nothing claims a message that was never queued.
+        with translated("queue:SendMessage"):
             self.queue.send_message(request.to_message(), visibility_timeout=delay)
-        except AzureError as exc:
-            # The tick submits the run when it is due anyway; the queue only makes it punctual.
-            logger.warning("could not queue %s for %ss (%s); the tick will submit it", request.flow_run_id, delay, exc)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> StorageQueueEnqueue | None:

@@ -50,7 +50,7 @@ from push_pools.platforms.gcp.errors import (
     translate_error,
     translated,
 )
-from push_pools.platforms.gcp.status import FINISHED, execution_status, is_idle
+from push_pools.platforms.gcp.status import execution_status, is_idle
 from push_pools.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -249,7 +249,7 @@ class CloudRunBackend:
                 return
             except api.BadRequest:
                 # Cloud Run refuses to cancel a finished execution (400 FAILED_PRECONDITION): that is success.
-                if self.status(name).state in FINISHED:
+                if self.status(name).finished:
                     return
                 raise
 

@@ -1,5 +1,5 @@
-"""The Cloud Run SDK's edge: its errors read as ours (by exception class, that is HTTP status, never by message
-text), the server's wait hint, JSON documents as proto messages, and the polling of a job's creation.
+"""The Cloud Run SDK's edge: its errors read as ours (the kit's error mechanism fed Cloud Run's table: HTTP status,
+never message text), the server's wait hint, JSON documents as proto messages, and the polling of a job's creation.
 
 429, 408, 409, 5xx (but 501) and transport failures (timeouts, refused connections, credential refreshes that
 could not reach the metadata server) are transient; every other 4xx is permanent.
@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from typing import Any
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from typing import Any, cast
 
-from push_pools.errors import PermanentSubmissionError, SubmissionError, TemplateError, TransientSubmissionError
+from push_pools.backends.kit.errors import ErrorTable, SdkFailure
+from push_pools.backends.kit.retry_after import parse_retry_after
+from push_pools.errors import SubmissionError, TemplateError
 
 
 @functools.cache
@@ -28,31 +28,40 @@ def sdk_errors() -> tuple[type[BaseException], ...]:
     return (api.GoogleAPIError, requests.RequestException, auth.TransportError, auth.RefreshError, TimeoutError)
 
 
-@contextmanager
-def translated(action: str) -> Iterator[None]:
-    try:
-        yield
-    except sdk_errors() as exc:
-        raise translate_error(exc, action) from exc
+def _transient_status(status: int) -> bool:
+    """429, 408, 409 (a concurrent change), 499 (cancelled) and 5xx but 501."""
+    return status in (408, 409, 429, 499) or (status >= 500 and status != 501)
 
 
-def translate_error(exc: BaseException, action: str) -> SubmissionError:
-    """An SDK error as ours, by exception class (i.e. HTTP status), never by message text."""
+def _read(exc: BaseException) -> SdkFailure:
     from google.api_core import exceptions as api
 
     if not isinstance(exc, api.GoogleAPICallError):
-        return TransientSubmissionError(f"Cloud Run {action} did not complete: {type(exc).__name__}")
-    code = exc.code
-    message = f"Cloud Run {action} failed ({code}): {exc.message}"
-    transient = (api.TooManyRequests, api.Conflict, api.Cancelled)
-    if isinstance(exc, transient) or code == 408 or (isinstance(exc, api.ServerError) and code != 501):
-        return TransientSubmissionError(message, retry_after=retry_after(exc))
-    if isinstance(exc, api.Forbidden | api.Unauthorized):
-        message += (
-            "; the function's service account needs the push-pools Cloud Run role and "
-            "roles/iam.serviceAccountUser on the job's service account"
-        )
-    return PermanentSubmissionError(message)
+        return SdkFailure(code=None, status=None, detail=f"did not complete: {type(exc).__name__}")
+    grpc = getattr(exc, "grpc_status_code", None)
+    code = getattr(grpc, "name", None) or type(exc).__name__
+    return SdkFailure(code=code, status=exc.code, detail=str(exc.message), retry_after=retry_after(exc))
+
+
+_PERMISSION_HINT = (
+    "the function's service account needs the push-pools Cloud Run role and "
+    "roles/iam.serviceAccountUser on the job's service account"
+)
+CLOUD_RUN_ERRORS = ErrorTable(
+    sdk_errors=sdk_errors,
+    read=_read,
+    transient_status=_transient_status,
+    hints={401: _PERMISSION_HINT, 403: _PERMISSION_HINT},
+)
+
+
+def translated(action: str) -> AbstractContextManager[None]:
+    return CLOUD_RUN_ERRORS.translated(f"Cloud Run {action}")
+
+
+def translate_error(exc: BaseException, action: str) -> SubmissionError:
+    """An SDK error as ours, by HTTP status, never by message text."""
+    return cast(SubmissionError, CLOUD_RUN_ERRORS.translate(exc, f"Cloud Run {action}"))
 
 
 def retry_after(exc: Any) -> float | None:
@@ -60,20 +69,10 @@ def retry_after(exc: Any) -> float | None:
     response = getattr(exc, "response", None)
     header = getattr(response, "headers", {}).get("Retry-After") if response is not None else None
     if header:
-        try:
-            return max(0.0, float(header))
-        except ValueError:
-            try:
-                return max(0.0, (parsedate_to_datetime(header) - datetime.now(UTC)).total_seconds())
-            except (TypeError, ValueError):
-                return None
+        return parse_retry_after(header)
     for detail in getattr(exc, "details", None) or ():
         if isinstance(detail, dict) and detail.get("@type", "").endswith("google.rpc.RetryInfo"):
-            delay = str(detail.get("retryDelay", "")).removesuffix("s")
-            try:
-                return max(0.0, float(delay))
-            except ValueError:
-                return None
+            return parse_retry_after(detail.get("retryDelay"))
     return None
 
 

@@ -10,8 +10,6 @@ from typing import Any
 
 from push_pools.models import InfrastructureState, InfrastructureStatus
 
-FINISHED = frozenset({InfrastructureState.SUCCEEDED, InfrastructureState.FAILED, InfrastructureState.CANCELLED})
-
 
 def execution_status(execution: Any) -> InfrastructureStatus:
     """An Execution (proto) read as an InfrastructureStatus."""

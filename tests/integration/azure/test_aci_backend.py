@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from push_pools.backends.base import RunContext
+from push_pools.backends.kit.gate import RateGate
 from push_pools.errors import ConfigurationError, PermanentSubmissionError, TransientSubmissionError
 from push_pools.models import InfrastructureState
 from push_pools.platforms.azure.backend import AciBackend
-from push_pools.platforms.azure.clients import CreateThrottle
 from push_pools.platforms.azure.errors import translate_error
 from push_pools.platforms.azure.request import KEY_TAG, container_group_name
 from tests.fakes.arm import FakeArm, Faults, fake_clients
@@ -116,7 +116,7 @@ def test_throttling_is_transient_with_retry_after_and_holds_further_creates(
     make_backend: MakeBackend, arm: FakeArm
 ) -> None:
     now = [1000.0]
-    backend = make_backend(throttle=CreateThrottle(monotonic=lambda: now[0]))
+    backend = make_backend(throttle=RateGate(lambda: now[0]))
     with arm.faulty(Faults(throttle=1.0, retry_after=7)), pytest.raises(TransientSubmissionError) as error:
         backend.submit(configuration(), run_context())
     assert error.value.retry_after == 7.0

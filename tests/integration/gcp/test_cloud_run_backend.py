@@ -211,7 +211,7 @@ def test_errors_are_mapped_by_status(
     error: type,
 ) -> None:
     fake.inject(Fault(status, method=method))
-    with pytest.raises(error, match=f"Cloud Run {method} failed \\({status}\\)"):
+    with pytest.raises(error, match=f"Cloud Run {method}: HTTP {status}"):
         cloud_run.submit(configuration(cloud_run_template), run(1))
 
 

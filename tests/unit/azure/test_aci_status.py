@@ -7,8 +7,8 @@ from email.utils import format_datetime
 
 import pytest
 
+from push_pools.backends.kit.retry_after import parse_retry_after
 from push_pools.models import InfrastructureState
-from push_pools.platforms.azure.errors import parse_retry_after
 from push_pools.platforms.azure.status import GroupReading, infrastructure_status, is_finished, is_starting, last_lines
 
 S = InfrastructureState

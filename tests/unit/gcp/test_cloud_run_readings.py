@@ -120,7 +120,7 @@ def test_transient_statuses(status: int) -> None:
 def test_permanent_statuses(status: int) -> None:
     error = translate_error(http_error(status), "RunJob")
     assert isinstance(error, PermanentSubmissionError)
-    assert f"({status})" in str(error)
+    assert f"HTTP {status}" in str(error)
 
 
 def test_access_denied_says_which_roles_are_missing() -> None:
