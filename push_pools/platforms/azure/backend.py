@@ -87,8 +87,17 @@ CONDITIONAL_ACTIONS = {
 
 
 def build_request(configuration: dict[str, Any], run: RunContext, settings: Settings | None = None) -> dict[str, Any]:
-    """The container group `submit` would create: subscription, resource group, name, resource id and body."""
-    return build_container_group_request(configuration, run)
+    """The container group `submit` would create: subscription, resource group, name, resource id and body.
+
+    Pure. Secret values are `SecretStr`. A location of `[resourceGroup().location]` (Prefect's templates) is the
+    resource group's region, which only ARM can tell: `resolved_on_submission` says so instead of guessing.
+    """
+    request = build_container_group_request(configuration, run)
+    pending = []
+    if request["body"]["location"] == RESOURCE_GROUP_LOCATION:
+        where = f"{request['subscription_id']}/{request['resource_group_name']}"
+        pending.append(f"body.location: the region of resource group {where}, read from ARM once")
+    return request | {"resolved_on_submission": pending}
 
 
 class AciBackend:
