@@ -116,6 +116,7 @@ class FlowRun(BaseModel):
     expected_start_time: datetime
     parameters: dict[str, Any] = Field(default_factory=dict)
     job_variables: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
     infrastructure_pid: str | None = None
     attempt: int = Field(default=1, ge=1)
     """Changes only when the run is legitimately run again, never when a submission is retried."""

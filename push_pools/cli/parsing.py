@@ -24,13 +24,15 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def parse_assignments(assignments: list[str]) -> dict[str, Any]:
+def parse_assignments(assignments: list[str], option: str = "--set") -> dict[str, Any]:
     """`["cpu=1024", "image=python:3.11"]` → `{"cpu": 1024, "image": "python:3.11"}`."""
     values: dict[str, Any] = {}
     for assignment in assignments:
         name, sep, text = assignment.partition("=")
         if not sep or not name.strip():
-            raise ConfigurationError(f"--set expects VAR=VALUE, got {assignment!r}")
+            raise ConfigurationError(
+                f"{option} expects {'VAR' if option == '--set' else 'KEY'}=VALUE, got {assignment!r}"
+            )
         values[name.strip()] = parse_value(text)
     return values
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -14,11 +15,12 @@ from push_pools.cli.output import (
     OutputOption,
     ago,
     console,
+    errors,
     print_document,
     print_table,
     redact,
 )
-from push_pools.cli.parsing import parse_duration, parse_json_object, parse_time
+from push_pools.cli.parsing import parse_assignments, parse_duration, parse_json_object, parse_time
 from push_pools.errors import ConfigurationError
 from push_pools.models import FlowRun, StateType
 from push_pools.templating import validate_job_variables
@@ -28,14 +30,35 @@ app = typer.Typer(help="List, inspect and cancel flow runs.", no_args_is_help=Tr
 
 def run(
     deployment: Annotated[str, typer.Argument(help="The deployment to run.")],
-    at: Annotated[str | None, typer.Option("--at", help="When: an ISO 8601 time (local if no zone).")] = None,
-    in_: Annotated[str | None, typer.Option("--in", help="When: after a duration, e.g. 30s, 5m, 1h30m.")] = None,
+    at: Annotated[
+        str | None, typer.Option("--at", "--start-at", help="When: an ISO 8601 time (local if no zone).")
+    ] = None,
+    in_: Annotated[
+        str | None, typer.Option("--in", "--start-in", help="When: after a duration, e.g. 30s, 5m, 1h30m.")
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", help="KEY=VALUE: one flow parameter (VALUE is JSON if it parses, else text)."),
+    ] = None,
+    params: Annotated[
+        str | None, typer.Option("--params", help="Flow parameters: a JSON object or @FILE; --param wins.")
+    ] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag for the run (repeat for several).")] = None,
     job_variables: Annotated[
         str | None, typer.Option("--job-variables", "-v", help="This run's job variables: JSON or @FILE.")
     ] = None,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Follow the run to its end; exit 0 only if it COMPLETED.")
+    ] = False,
+    watch_interval: Annotated[
+        float, typer.Option("--watch-interval", min=0.01, help="Seconds between looks at the run.")
+    ] = 5.0,
+    watch_timeout: Annotated[
+        float | None, typer.Option("--watch-timeout", min=0, help="Stop watching after this many seconds.")
+    ] = None,
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
-    """Schedule a run of a deployment: now, at a time, or after a duration."""
+    """Schedule a run of a deployment: now, at a time, or after a duration (as `prefect deployment run`)."""
     if at is not None and in_ is not None:
         raise ConfigurationError("give --at or --in, not both")
     now = datetime.now(UTC)
@@ -43,12 +66,38 @@ def run(
     catalog = context.catalog()
     found = catalog.get_deployment_by_name(deployment)
     variables = parse_json_object(job_variables, "--job-variables")
+    parameters = parse_json_object(params, "--params") | parse_assignments(param or [], "--param")
     validate_job_variables(catalog.get_pool(found.pool_name).base_job_template, variables, partial=True)
-    flow_run = catalog.create_run(found, start, job_variables=variables, now=now)
+    flow_run = catalog.create_run(found, start, parameters=parameters, tags=tag or (), job_variables=variables, now=now)
     if output is not OutputFormat.TABLE:
         print_document(redact(flow_run.model_dump(mode="json")), output)
-        return
-    console.print(f"Scheduled run [bold]{flow_run.name}[/bold] ({flow_run.id}) for {_when(flow_run, now)}.")
+    else:
+        message = f"Scheduled run [bold]{flow_run.name}[/bold] ({flow_run.id}) for {_when(flow_run, now)}."
+        console.print(message, soft_wrap=True)
+    if watch:
+        final = watch_run(flow_run, watch_interval, watch_timeout)
+        if final.state.type is not StateType.COMPLETED:
+            raise typer.Exit(1)
+
+
+def watch_run(flow_run: FlowRun, interval: float, timeout: float | None) -> FlowRun:
+    """Print the run's state each time it changes, until it is terminal (or `timeout` seconds have passed)."""
+    catalog = context.catalog()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    seen = None
+    while True:
+        flow_run = catalog.get_run(flow_run.id)
+        if flow_run.state.type is not seen:
+            seen = flow_run.state.type
+            errors.print(
+                f"Run {flow_run.name}: {seen}" + (f" ({flow_run.state.message})" if flow_run.state.message else "")
+            )
+        if seen.is_terminal:
+            return flow_run
+        if deadline is not None and time.monotonic() >= deadline:
+            errors.print(f"Stopped watching run {flow_run.name} after {timeout:g} s: it is {seen}.")
+            return flow_run
+        time.sleep(interval)
 
 
 @app.command("ls")

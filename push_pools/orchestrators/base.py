@@ -6,7 +6,7 @@ dispatcher only ever calls this protocol, so it cannot tell them apart.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -132,9 +132,13 @@ class Catalog(Orchestrator, Protocol):
         deployment: Deployment,
         expected_start_time: datetime,
         *,
+        parameters: dict[str, Any] | None = None,
+        tags: Sequence[str] = (),
         job_variables: dict[str, Any] | None = None,
         now: datetime,
-    ) -> FlowRun: ...
+    ) -> FlowRun:
+        """A SCHEDULED run of the deployment, with its parameters overridden by `parameters`, and `tags`."""
+        ...
 
     def list_runs(
         self, *, pool_name: str | None = None, states: Collection[StateType] = (), limit: int = 100

@@ -5,6 +5,7 @@ can be cleared, `-f` for files, JSON or YAML for every inspect, and ids printed 
 from __future__ import annotations
 
 import re
+import threading
 from importlib import metadata
 from pathlib import Path
 
@@ -12,6 +13,10 @@ import pytest
 import yaml
 
 from push_pools.cli import output
+from push_pools.dispatcher import Backends, Dispatcher
+from push_pools.orchestrators.local import LocalStore
+from push_pools.settings import Settings
+from push_pools.tick import tick
 from tests.e2e.test_cli import Cli, cli, fails, ok, pool
 
 __all__ = ["cli", "pool"]  # fixtures
@@ -117,3 +122,67 @@ def test_ids_are_printed_whole_on_one_line_at_80_columns(cli: Cli, pool: str, mo
     assert re.search(
         r"\([0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\)", ok(cli("run", "a-deployment-with-a-long-name")).out
     )
+
+
+def test_run_takes_prefects_parameters_tags_and_start_options(cli: Cli, pool: str) -> None:
+    ok(cli("deployment", "create", "hello", "--pool", pool, "--command", "true", "--parameters", '{"a": 1, "b": 2}'))
+    run = ok(
+        cli(
+            "run",
+            "hello",
+            "--param",
+            "b=3",
+            "--param",
+            "name=x",
+            "--params",
+            '{"c": [1]}',
+            "--tag",
+            "t1",
+            "--tag",
+            "t2",
+            "--start-in",
+            "1h",
+            "-o",
+            "json",
+        )
+    ).json()
+    assert run["parameters"] == {"a": 1, "b": 3, "c": [1], "name": "x"}
+    assert run["tags"] == ["t1", "t2"]
+    assert ok(cli("runs", "inspect", run["id"], "-o", "json")).json()["tags"] == ["t1", "t2"]
+    at = ok(cli("run", "hello", "--start-at", "2030-01-01T00:00:00+00:00", "-o", "json")).json()
+    assert at["expected_start_time"].startswith("2030-01-01T00:00:00")
+    fails(cli("run", "hello", "--param", "novalue"), "--param expects KEY=VALUE, got 'novalue'")
+
+
+@pytest.mark.parametrize(("command", "code", "final"), [("true", 0, "COMPLETED"), ("false", 1, "CRASHED")])
+def test_run_watch_follows_the_run_and_exits_with_its_outcome(
+    cli: Cli, pool: str, tmp_path: Path, command: str, code: int, final: str
+) -> None:
+    ok(cli("deployment", "create", "hello", "--pool", pool, "--command", command))
+    stop = threading.Event()
+    settings = Settings(home=tmp_path / "home")
+    store = LocalStore(settings.store_path)
+
+    def executor() -> None:  # the function, ticking beside the CLI
+        dispatcher = Dispatcher(store, Backends(settings), settings)
+        while not stop.wait(0.05):
+            tick(dispatcher)
+
+    thread = threading.Thread(target=executor)
+    thread.start()
+    try:
+        watched = cli("run", "hello", "--watch", "--watch-interval", "0.05", "--watch-timeout", "60")
+    finally:
+        stop.set()
+        thread.join()
+        store.close()
+    assert watched.code == code, watched.err
+    assert f": {final}" in watched.err
+    assert ": SCHEDULED" in watched.err
+
+
+def test_run_watch_stops_at_its_timeout(cli: Cli, pool: str) -> None:
+    ok(cli("deployment", "create", "hello", "--pool", pool, "--command", "true"))
+    watched = cli("run", "hello", "--in", "1h", "--watch", "--watch-interval", "0.01", "--watch-timeout", "0")
+    assert watched.code == 1
+    assert "Stopped watching run hello-" in watched.err

@@ -185,6 +185,26 @@ def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
         LocalStore(path)
 
 
+def test_a_store_of_schema_1_gains_run_tags(tmp_path: Path, schedule_run: ScheduleRun) -> None:
+    path = tmp_path / "old.db"
+    LocalStore(path).close()
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE flow_runs DROP COLUMN tags")
+    db.execute("INSERT INTO work_pools (name, type, base_job_template) VALUES ('p', 'process', '{}')")
+    db.execute(
+        "INSERT INTO flow_runs (id, name, pool_name, state_type, state_name, state_timestamp, expected_start_time, "
+        "parameters, job_variables) VALUES ('r', 'old', 'p', 'SCHEDULED', 'Scheduled', 0, 0, '{}', '{}')"
+    )
+    db.execute("PRAGMA user_version=1")
+    db.commit()
+    db.close()
+    store = LocalStore(path)
+    assert store.get_run("r").tags == []
+    deployment = store.save_deployment(Deployment(id="d", name="d", pool_name="p"))
+    assert store.create_run(deployment, now(), tags=["a", "b", "a"], now=now()).tags == ["a", "b"]
+    store.close()
+
+
 @pytest.mark.parametrize(("mode", "expected"), [("wal", "wal"), ("delete", "delete")])
 def test_the_journal_mode_is_configurable(tmp_path: Path, mode: str, expected: str) -> None:
     store = LocalStore(tmp_path / "store.db", journal_mode=mode)

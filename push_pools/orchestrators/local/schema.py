@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 
 from push_pools.models import Deployment, FlowRun, State, WorkPool
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+MIGRATIONS = {2: "ALTER TABLE flow_runs ADD COLUMN tags TEXT NOT NULL DEFAULT '[]'"}
+"""What turns a store of the version before each key into one of that version."""
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS work_pools (
     name TEXT PRIMARY KEY,
@@ -45,7 +47,8 @@ CREATE TABLE IF NOT EXISTS flow_runs (
     parameters TEXT NOT NULL,
     job_variables TEXT NOT NULL,
     infrastructure_pid TEXT,
-    attempt INTEGER NOT NULL DEFAULT 1
+    attempt INTEGER NOT NULL DEFAULT 1,
+    tags TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS flow_runs_by_pool_state
     ON flow_runs (pool_name, state_type, expected_start_time);
@@ -107,6 +110,7 @@ def run_from_row(row: sqlite3.Row, history: Sequence[sqlite3.Row] = ()) -> FlowR
         expected_start_time=datetime.fromtimestamp(row["expected_start_time"], UTC),
         parameters=json.loads(row["parameters"]),
         job_variables=json.loads(row["job_variables"]),
+        tags=json.loads(row["tags"]),
         infrastructure_pid=row["infrastructure_pid"],
         attempt=row["attempt"],
         state_history=[

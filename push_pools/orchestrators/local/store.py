@@ -28,6 +28,7 @@ from push_pools.models import (
 )
 from push_pools.orchestrators.base import ClaimResult, RunEnvironment
 from push_pools.orchestrators.local.schema import (
+    MIGRATIONS,
     SCHEMA,
     SCHEMA_VERSION,
     deployment_from_row,
@@ -82,6 +83,8 @@ class LocalStore:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise OrchestratorError(f"{self.path} was written by a newer push-pools (schema {version})")
+            for older in range(version + 1, SCHEMA_VERSION + 1) if version else ():
+                db.execute(MIGRATIONS[older])
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
@@ -202,6 +205,8 @@ class LocalStore:
         deployment: Deployment,
         expected_start_time: datetime,
         *,
+        parameters: dict[str, Any] | None = None,
+        tags: Sequence[str] = (),
         job_variables: dict[str, Any] | None = None,
         now: datetime,
     ) -> FlowRun:
@@ -209,8 +214,8 @@ class LocalStore:
         with self._write() as db:
             db.execute(
                 "INSERT INTO flow_runs (id, name, pool_name, deployment_id, deployment_name, flow_name, state_type, "
-                "state_name, state_timestamp, expected_start_time, parameters, job_variables) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'SCHEDULED', 'Scheduled', ?, ?, ?, ?)",
+                "state_name, state_timestamp, expected_start_time, parameters, job_variables, tags) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'SCHEDULED', 'Scheduled', ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     f"{deployment.name}-{run_id[:8]}",
@@ -220,8 +225,9 @@ class LocalStore:
                     deployment.flow_name,
                     now.timestamp(),
                     expected_start_time.timestamp(),
-                    json.dumps(deployment.parameters),
+                    json.dumps(deployment.parameters | (parameters or {})),
                     json.dumps(job_variables or {}),
+                    json.dumps(list(dict.fromkeys(tags))),
                 ),
             )
             _add_history(db, run_id, StateType.SCHEDULED, None, now)

@@ -160,12 +160,17 @@ class PrefectCatalog:
         deployment: Deployment,
         expected_start_time: datetime,
         *,
+        parameters: dict[str, Any] | None = None,
+        tags: Sequence[str] = (),
         job_variables: dict[str, Any] | None = None,
         now: datetime,
     ) -> FlowRun:
-        """A run of the deployment, SCHEDULED for `expected_start_time`, made by Prefect (so its hooks apply)."""
+        """A run of the deployment, SCHEDULED for `expected_start_time`, made by Prefect (so its hooks apply; Prefect
+        merges the deployment's parameters and tags with these)."""
         body = {
             "state": state_request(StateType.SCHEDULED, scheduled_time=expected_start_time)["state"],
+            "parameters": parameters or {},
+            "tags": list(dict.fromkeys(tags)),
             "job_variables": job_variables or {},
             # A retried request must not make a second run.
             "idempotency_key": f"push-pools-{uuid.uuid4()}",

@@ -178,6 +178,7 @@ def flow_run_from_api(
         expected_start_time=expected or state.timestamp,
         parameters=dict(data.get("parameters") or {}),
         job_variables=dict(data.get("job_variables") or {}),
+        tags=list(data.get("tags") or []),
         infrastructure_pid=data.get("infrastructure_pid") or None,
         attempt=attempt,
         state_history=history_from_api(history or []),
