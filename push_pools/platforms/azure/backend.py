@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import IO, TYPE_CHECKING, Any, ClassVar, cast
 
 from push_pools.backends.base import RunContext
+from push_pools.backends.kit.cache import TtlCache
 from push_pools.backends.kit.gate import RateGate
 from push_pools.errors import (
     ConfigurationError,
@@ -119,7 +120,7 @@ class AciBackend:
         self._throttle = throttle or RateGate()
         self._lock = threading.Lock()
         self._scopes: dict[tuple[str, str], tuple[str, str]] = {}
-        self._locations: dict[tuple[str, str], str] = {}
+        self._locations: TtlCache[tuple[str, str], str] = TtlCache()
         self._finished_at: dict[str, datetime] = {}
         self._read_this_tick: set[str] = set()
         for scope in resource_groups:
@@ -221,19 +222,14 @@ class AciBackend:
         from azure.core.exceptions import HttpResponseError
         from azure.core.rest import HttpRequest
 
-        key = (subscription.lower(), group.lower())
-        with self._lock:
-            known = self._locations.get(key)
-        if known is not None:
-            return known
-        url = f"/subscriptions/{subscription}/resourcegroups/{group}?api-version={RESOURCE_GROUP_API_VERSION}"
-        response = client._send_request(HttpRequest("GET", url))
-        if response.status_code != 200:
-            raise HttpResponseError(response=response)
-        location = str(response.json()["location"])
-        with self._lock:
-            self._locations[key] = location
-        return location
+        def read() -> str:
+            url = f"/subscriptions/{subscription}/resourcegroups/{group}?api-version={RESOURCE_GROUP_API_VERSION}"
+            response = client._send_request(HttpRequest("GET", url))
+            if response.status_code != 200:
+                raise HttpResponseError(response=response)
+            return str(response.json()["location"])
+
+        return self._locations.get_or_compute((subscription.lower(), group.lower()), read)
 
     def _last_logs(
         self, client: ContainerInstanceManagementClient, group: str, name: str, container_group: ContainerGroup

@@ -1,4 +1,4 @@
-"""The ARM clients of the ACI backend, and how fast it may create: built once per function instance.
+"""The ARM clients of the ACI backend, one per subscription, built once per function instance.
 
 SDK retries are off (`retry_total=0`): the dispatcher owns retries and their deadline, and a 429's Retry-After
 reaches it instead of being slept on inside the SDK. Timeouts: 10 s to connect, 30 s to read (the SDK's default
@@ -7,8 +7,9 @@ read timeout, 300 s, would outlast the function).
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any
+
+from push_pools.backends.kit.cache import TtlCache
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -25,17 +26,14 @@ class ArmClients:
         self._credential = credential
         self._base_url = base_url
         self._options = CLIENT_OPTIONS | options
-        self._clients: dict[str, ContainerInstanceManagementClient] = {}
-        self._lock = threading.Lock()
+        self._clients: TtlCache[str, ContainerInstanceManagementClient] = TtlCache()
 
     def __call__(self, subscription_id: str) -> ContainerInstanceManagementClient:
         from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 
-        with self._lock:
-            client = self._clients.get(subscription_id)
-            if client is None:
-                client = ContainerInstanceManagementClient(
-                    self._credential, subscription_id, base_url=self._base_url, **self._options
-                )
-                self._clients[subscription_id] = client
-            return client
+        return self._clients.get_or_compute(
+            subscription_id,
+            lambda: ContainerInstanceManagementClient(
+                self._credential, subscription_id, base_url=self._base_url, **self._options
+            ),
+        )

@@ -36,7 +36,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from push_pools.backends.base import RunContext
 from push_pools.backends.kit.secrets import reveal
@@ -69,6 +69,24 @@ def build_request(configuration: dict[str, Any], run: RunContext, settings: Sett
     return spec.build_request(configuration, run, default_project=settings.gcp_project if settings else None)
 
 
+class JobsClient(Protocol):
+    """The part of `run_v2.JobsClient` the backend calls."""
+
+    def get_job(self, *args: Any, **kwargs: Any) -> Any: ...
+    def create_job(self, *args: Any, **kwargs: Any) -> Any: ...
+    def run_job(self, *args: Any, **kwargs: Any) -> Any: ...
+    def list_jobs(self, *args: Any, **kwargs: Any) -> Any: ...
+    def delete_job(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+class ExecutionsClient(Protocol):
+    """The part of `run_v2.ExecutionsClient` the backend calls."""
+
+    def get_execution(self, *args: Any, **kwargs: Any) -> Any: ...
+    def cancel_execution(self, *args: Any, **kwargs: Any) -> Any: ...
+    def list_executions(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
 class _Job(Enum):
     """What this submission knows of the run's job before RunJob."""
 
@@ -88,8 +106,8 @@ class CloudRunBackend:
 
     def __init__(
         self,
-        jobs_client: Any,
-        executions_client: Any,
+        jobs_client: JobsClient,
+        executions_client: ExecutionsClient,
         *,
         default_project: str | None = None,
         locations: Iterable[str] = (),
