@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from push_pools.backends import pool_type
 from push_pools.backends.base import RunContext
+from push_pools.errors import TemplateError
 from push_pools.models import Deployment, FlowRun, WorkPool
 from push_pools.orchestrators.base import RunEnvironment
 from push_pools.templating import (
@@ -18,6 +20,9 @@ from push_pools.templating import (
     unused_job_variables,
     validate_job_variables,
 )
+
+DEFAULT_IMAGE_KEY = "default_image"
+"""Where a job configuration carries the orchestrator's image, for a container the template gives none."""
 
 
 @dataclass(frozen=True)
@@ -53,15 +58,41 @@ def prepare_job(
     configuration["name"] = configuration.get("name") or run.name
     if not configuration.get("command") and environment.command:
         configuration["command"] = environment.command
+    if environment.default_image:
+        configuration[DEFAULT_IMAGE_KEY] = environment.default_image
     return PreparedJob(configuration=configuration, warnings=_unused_warnings(pool, explicit))
 
 
 def check_deployment(pool: WorkPool, deployment: Deployment) -> tuple[str, ...]:
-    """Refuse a deployment whose job variables break the pool's schema; return warnings for unused ones."""
+    """Refuse a deployment of the embedded store whose job variables break the pool's schema, or that runs in a
+    container pool with no image (the embedded store has no image of its own to give); warn about unused ones."""
     values = expand_dotted_keys(deployment.template_values())
     refuse_prefect_references(values)
     validate_job_variables(pool.base_job_template, values, partial=True)
+    if pool_type(pool.type).name != "process" and not _names_an_image(pool.base_job_template, values):
+        raise TemplateError(
+            f"deployment {deployment.name!r} names no image and pool {pool.name!r} gives none: "
+            "pass --image (or the 'image' job variable), or give the pool's 'image' variable a default"
+        )
     return _unused_warnings(pool, values)
+
+
+def _names_an_image(template: Mapping[str, Any], values: Mapping[str, Any]) -> bool:
+    """True when the job gets an image: the `image` variable has a value, or the template writes one literally."""
+    if merge_job_variables(schema_defaults(template), values).get("image"):
+        return True
+    return any(_literal_images(template.get("job_configuration")))
+
+
+def _literal_images(node: Any) -> Iterator[bool]:
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if key == "image" and isinstance(value, str) and value and "{{" not in value:
+                yield True
+            yield from _literal_images(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _literal_images(item)
 
 
 def run_context(run: FlowRun, *, resubmission: bool = False) -> RunContext:

@@ -59,11 +59,15 @@ class _BackendModule(Protocol):
 
 
 def pool_type(name: str) -> PoolType:
-    """The pool type called `name` (ours or Prefect's name for it), or a ConfigurationError listing the known ones."""
+    """The pool type called `name` (ours, or Prefect's with or without `:push`: `ecs`, `cloud-run-v2`,
+    `azure-container-instance:push`), or a ConfigurationError listing the known ones."""
     for known in POOL_TYPES.values():
-        if name in (known.name, known.prefect_type):
+        if name in (known.name, known.prefect_type, known.prefect_type.removesuffix(":push")):
             return known
-    raise ConfigurationError(f"unknown pool type {name!r}; known types: {', '.join(POOL_TYPES)}")
+    prefect_names = ", ".join(known.prefect_type for known in POOL_TYPES.values())
+    raise ConfigurationError(
+        f"unknown pool type {name!r}; known types: {', '.join(POOL_TYPES)} (Prefect's names: {prefect_names})"
+    )
 
 
 def pool_type_names() -> list[str]:

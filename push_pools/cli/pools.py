@@ -82,7 +82,9 @@ def create(
         concurrency_limit=concurrency_limit,
     )
     context.catalog().save_pool(pool, overwrite=overwrite)
-    console.print(f"Created work pool [bold]{name}[/bold] of type {canonical}.")
+    console.print(
+        f"Created work pool [bold]{name}[/bold] of type {canonical} (Prefect type {pool_type(canonical).prefect_type})."
+    )
 
 
 def ls(output: OutputOption = OutputFormat.TABLE) -> None:

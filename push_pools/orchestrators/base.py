@@ -33,11 +33,13 @@ class ClaimResult(StrEnum):
 
 @dataclass(frozen=True)
 class RunEnvironment:
-    """What the orchestrator adds to every job: env for the container, labels, and the default command."""
+    """What the orchestrator adds to every job: env for the container, labels, the default command, and the
+    image for a job that names none (Prefect's own image in Prefect mode; the embedded store has none)."""
 
     env: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     command: str | None = None
+    default_image: str | None = None
 
 
 class Orchestrator(Protocol):

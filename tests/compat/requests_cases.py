@@ -51,6 +51,7 @@ def ecs_template(task_definition: dict[str, Any], **task_run_request: Any) -> di
 
 
 ECS_CASES: list[tuple[str, str, dict[str, Any] | None, dict[str, Any]]] = [
+    ("ecs-no-image", "ecs", None, {}),
     ("ecs-image", "ecs", None, {"image": IMAGE}),
     ("ecs-cluster-and-sizes", "ecs", None, {"image": IMAGE, "cluster": "prod", "cpu": 2048, "memory": 4096}),
     ("ecs-command-string", "ecs", None, {"image": IMAGE, "command": "python -m my_flow --flag 'a b'"}),

@@ -20,6 +20,7 @@ from push_pools.backends.kit import secrets
 from push_pools.jobs import prepare_job, run_context
 from push_pools.models import Deployment, FlowRun, State, StateType, WorkPool
 from push_pools.orchestrators.base import RunEnvironment
+from push_pools.orchestrators.prefect.orchestrator import prefect_image
 from push_pools.platforms.aws.configuration import parse_job
 from push_pools.platforms.aws.request import KEY_TAG, RUN_TAG, build_requests, with_network
 from tests.compat.prefect_workers import PREFECT_PYTHON
@@ -30,6 +31,8 @@ API_URL = "http://127.0.0.1:4200/api"
 API_KEY = "pnu_compat"
 PREFECT_VERSION = "3.6.29"
 """The Prefect version of `.venv-prefect-workers`: the version label Prefect's worker sets, and ours from the server."""
+PREFECT_PYTHON_VERSION = (3, 11)
+"""The Python of `.venv-prefect-workers`, in the name of the image Prefect's worker gives a job naming none."""
 
 CASES = ECS_CASES
 
@@ -84,6 +87,7 @@ def prefect_environment() -> RunEnvironment:
             "prefect.io/flow-name": RUN["flow_name"],
         },
         command="prefect flow-run execute",
+        default_image=prefect_image(PREFECT_VERSION, PREFECT_PYTHON_VERSION),
     )
 
 

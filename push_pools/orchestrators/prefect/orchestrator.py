@@ -27,6 +27,7 @@ Deployments are Prefect's: make them with `prefect deploy` or `flow.deploy(work_
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -66,6 +67,7 @@ class PrefectOrchestrator(PrefectCatalog):
     ) -> None:
         super().__init__(api, served_pools=tuple(served_pools))
         self.heartbeat_interval_seconds = heartbeat_interval_seconds
+        self._server_version: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PrefectOrchestrator:
@@ -166,9 +168,16 @@ class PrefectOrchestrator(PrefectCatalog):
 
     # ---- the job's environment ----------------------------------------------------------------------------
 
+    @property
+    def server_version(self) -> str:
+        """The Prefect server's version (`GET /admin/version`), read once: what a worker's own Prefect would be."""
+        if self._server_version is None:
+            self._server_version = str(self.api.get("admin/version"))
+        return self._server_version
+
     def run_environment(self, run: FlowRun) -> RunEnvironment:
         """What a Prefect worker gives the job: API settings, the run's ids for `prefect flow-run execute` and for
-        attribution, `prefect.io/...` labels, and the default command."""
+        attribution, `prefect.io/...` labels, the default command, and Prefect's image for a job naming none."""
         connection = self.api.connection
         links = self.run_links(run.id)
         env = {
@@ -180,9 +189,11 @@ class PrefectOrchestrator(PrefectCatalog):
             env["PREFECT_API_KEY"] = connection.api_key
         if connection.auth_string:
             env["PREFECT_API_AUTH_STRING"] = connection.auth_string
+        version = self.server_version
         labels = {
             "prefect.io/flow-run-id": run.id,
             "prefect.io/flow-run-name": run.name,
+            "prefect.io/version": version,
             "prefect.io/work-pool-name": run.pool_name,
             "prefect.io/worker-name": WORKER_NAME,
         }
@@ -198,7 +209,18 @@ class PrefectOrchestrator(PrefectCatalog):
                 labels[label] = value
                 if variable:
                     env[variable] = value
-        return RunEnvironment(env=env, labels=labels, command=FLOW_RUN_COMMAND)
+        return RunEnvironment(
+            env=env,
+            labels=labels,
+            command=FLOW_RUN_COMMAND,
+            default_image=prefect_image(version, tuple(sys.version_info[:2])),
+        )
+
+
+def prefect_image(prefect_version: str, python: tuple[int, ...]) -> str:
+    """`prefecthq/prefect:<version>-python<X.Y>`, the image a Prefect worker of that version, on that Python,
+    gives a job that names none (`prefect.utilities.dockerutils.get_prefect_image_name`)."""
+    return f"prefecthq/prefect:{prefect_version}-python{python[0]}.{python[1]}"
 
 
 def _transition_id(state: dict[str, Any]) -> str | None:

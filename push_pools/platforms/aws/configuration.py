@@ -77,6 +77,8 @@ class EcsJobConfiguration(BaseModel):
     prefect_api_key_secret_arn: str | None = None
     prefect_api_auth_string_secret_arn: str | None = None
     image: str | None = None
+    default_image: str | None = None
+    """The orchestrator's image (Prefect's, in Prefect mode) for an orchestration container naming none."""
     cpu: int | str | None = None
     memory: int | str | None = None
     family: str | None = None
@@ -125,7 +127,7 @@ def build_task_definition(job: EcsJobConfiguration, run: RunContext, *, region: 
     containers = [c for c in definition.get("containerDefinitions", []) if isinstance(c, dict) and c]
     definition["containerDefinitions"] = containers
     container = _orchestration_container(containers, job.container_name)
-    image = container.setdefault("image", job.image)
+    image = container.setdefault("image", job.image or job.default_image)
     if not image:
         raise TemplateError("the ECS task has no image: set the `image` job variable or the deployment's image")
     _size_task(definition, container, job)

@@ -77,6 +77,8 @@ class AciJobConfiguration(BaseModel):
     resource_group_name: str
     location: str | None = None
     image: str | None = None
+    default_image: str | None = None
+    """The orchestrator's image (Prefect's, in Prefect mode) for a job naming none."""
     command: str | list[str] | None = None
     entrypoint: str | None = None
     cpu: float | None = Field(default=None, gt=0)
@@ -265,7 +267,7 @@ def _properties(job: AciJobConfiguration, arm: ArmContainerGroup | None) -> dict
 
 def _job_container(job: AciJobConfiguration, template: Any) -> dict[str, Any]:
     container: dict[str, Any] = dict(template) if isinstance(template, dict) else {}
-    container["image"] = job.image or container.get("image") or DEFAULT_IMAGE
+    container["image"] = job.image or container.get("image") or job.default_image or DEFAULT_IMAGE
     template_command = container.pop("command", None)
     command = container_command(job.command if job.command else template_command, job.entrypoint)
     if command is not None:

@@ -86,6 +86,9 @@ class CloudRunJobConfiguration(BaseModel):
     cloudsql_instances: list[str] = []
     keep_job: bool = False
     timeout: int | str | None = None
+    default_image: str | None = None
+    """The orchestrator's image (Prefect's, in Prefect mode) for a job naming none; pulled from docker.io, as
+    prefect-gcp names it."""
 
     @field_validator("region")
     @classmethod
@@ -147,6 +150,8 @@ def job_spec(job: CloudRunJobConfiguration, run: RunContext) -> tuple[dict[str, 
     if not task.get("vpcAccess") or task["vpcAccess"] == {"connector": None}:
         task.pop("vpcAccess", None)
     container = task["containers"][0]
+    if not container.get("image") and job.default_image:
+        container["image"] = f"docker.io/{job.default_image}"
     if not container.get("image"):
         raise TemplateError("cloud-run job configuration: no image; set the 'image' job variable")
     container.setdefault("name", DEFAULT_CONTAINER_NAME)
