@@ -45,6 +45,8 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check push_pools infra tests bench
 	$(BIN)/ruff format --check push_pools infra tests bench
 	$(BIN)/mypy push_pools
+	@# Terraform's own formatting, when a terraform binary is installed (it needs no provider for this).
+	if command -v terraform >/dev/null; then terraform fmt -check -recursive terraform; fi
 
 # The edit–test loop: lint, types and the unit tests, in well under a minute; no side environments, no servers.
 check: lint

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -134,3 +135,37 @@ def test_checkov_finds_nothing_unexplained(path: Path) -> None:
         for check in each.get("results", {}).get("failed_checks", [])
     ]
     assert not failed, "checkov failed checks (fix them, or skip inline with a reason):\n" + "\n".join(failed)
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="no terraform binary on PATH")
+def test_every_file_is_terraform_fmt_clean() -> None:
+    result = subprocess.run(
+        ["terraform", "fmt", "-check", "-recursive", str(ROOT / "terraform")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, f"not `terraform fmt`-clean: {result.stdout}"
+
+
+def test_docs_expand_terraforms_argument_outputs_with_eval() -> None:
+    """`push-pool create NAME $(terraform output -raw ...)` would pass the output's quotes through literally."""
+    documents = [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "terraform").rglob("README.md")]
+    unquoted = [
+        f"{path.relative_to(ROOT)}: {line.strip()}"
+        for path in documents
+        for line in path.read_text().splitlines()
+        if "$(terraform output" in line and "push-pool" in line and not line.lstrip().startswith("eval ")
+    ]
+    assert unquoted == []
+
+
+def test_the_azure_create_arguments_survive_eval_as_separate_words() -> None:
+    """The module's `push_pool_create_args` format (`--set 'NAME=JSON'`), expanded the way the docs say."""
+    arguments = """--type aci --set 'subscription_id="abc"' --set 'subnet_ids=["a b","c"]'"""
+    script = 'eval "set -- $ARGUMENTS"; printf "%s\\n" "$@"'
+    expanded = subprocess.run(
+        ["bash", "-c", script], env={"ARGUMENTS": arguments}, capture_output=True, text=True, check=True
+    )
+    words = expanded.stdout.splitlines()
+    assert words == ["--type", "aci", "--set", 'subscription_id="abc"', "--set", 'subnet_ids=["a b","c"]']

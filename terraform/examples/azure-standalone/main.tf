@@ -17,13 +17,13 @@ resource "azurerm_resource_group" "this" {
 module "push_pools" {
   source = "../../modules/azure"
 
-  name                            = "standalone"
-  resource_group_name             = azurerm_resource_group.this.name
-  location                        = azurerm_resource_group.this.location
-  package_path                    = var.package_path
-  orchestrator                    = "local"
-  service_plan_sku                = "B1"
-  container_registry_id           = var.container_registry_id
-  container_registry_login_server = var.container_registry_login_server
+  name                              = "standalone"
+  resource_group_name               = azurerm_resource_group.this.name
+  location                          = azurerm_resource_group.this.location
+  package_path                      = var.package_path
+  orchestrator                      = "local"
+  service_plan_sku                  = "B1"
+  container_registry_id             = var.container_registry_id
+  container_registry_login_server   = var.container_registry_login_server
   container_group_retention_seconds = 900
 }

@@ -21,10 +21,10 @@ locals {
 
   function_environment = merge(
     {
-      PUSH_POOL_HOME                 = local.home
-      PUSH_POOL_ORCHESTRATOR         = var.orchestrator
-      PUSH_POOL_WEBHOOK_SECRET_ARN   = local.webhook_secret_arn
-      PUSH_POOL_QUEUE_URL            = aws_sqs_queue.runs.url
+      PUSH_POOL_HOME                  = local.home
+      PUSH_POOL_ORCHESTRATOR          = var.orchestrator
+      PUSH_POOL_WEBHOOK_SECRET_ARN    = local.webhook_secret_arn
+      PUSH_POOL_QUEUE_URL             = aws_sqs_queue.runs.url
       PUSH_POOL_TICK_INTERVAL_SECONDS = "60"
     },
     var.efs_access_point_arn != null ? { PUSH_POOL_STORE_JOURNAL_MODE = "delete" } : {},

@@ -40,20 +40,20 @@ locals {
     local.local_app_settings,
     {
       # The Functions host's own storage and the queue trigger, both through the user-assigned identity.
-      AzureWebJobsStorage__credential = "managedidentity"
-      AzureWebJobsStorage__clientId   = azurerm_user_assigned_identity.function.client_id
+      AzureWebJobsStorage__credential  = "managedidentity"
+      AzureWebJobsStorage__clientId    = azurerm_user_assigned_identity.function.client_id
       PUSH_POOL_QUEUE__queueServiceUri = azurerm_storage_account.function.primary_queue_endpoint
       PUSH_POOL_QUEUE__credential      = "managedidentity"
       PUSH_POOL_QUEUE__clientId        = azurerm_user_assigned_identity.function.client_id
       PUSH_POOL_QUEUE_NAME             = azurerm_storage_queue.runs.name
       # DefaultAzureCredential picks the user-assigned identity by this client id.
-      AZURE_CLIENT_ID                          = azurerm_user_assigned_identity.function.client_id
+      AZURE_CLIENT_ID                           = azurerm_user_assigned_identity.function.client_id
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING = "ClientId=${azurerm_user_assigned_identity.function.client_id};Authorization=AAD"
-      PUSH_POOL_ORCHESTRATOR                   = var.orchestrator
-      PUSH_POOL_WEBHOOK_SECRET                 = "@Microsoft.KeyVault(SecretUri=${azurerm_key_vault_secret.webhook.versionless_id})"
-      PUSH_POOL_TICK_INTERVAL_SECONDS          = "60"
-      PUSH_POOL_ACI_RETENTION_SECONDS          = tostring(var.container_group_retention_seconds)
-      PUSH_POOL_ACI_RESOURCE_GROUPS            = jsonencode([local.resource_group_id])
+      PUSH_POOL_ORCHESTRATOR                    = var.orchestrator
+      PUSH_POOL_WEBHOOK_SECRET                  = "@Microsoft.KeyVault(SecretUri=${azurerm_key_vault_secret.webhook.versionless_id})"
+      PUSH_POOL_TICK_INTERVAL_SECONDS           = "60"
+      PUSH_POOL_ACI_RETENTION_SECONDS           = tostring(var.container_group_retention_seconds)
+      PUSH_POOL_ACI_RESOURCE_GROUPS             = jsonencode([local.resource_group_id])
       # The archive carries a requirements.txt: the deployment installs it (Oryx remote build).
       SCM_DO_BUILD_DURING_DEPLOYMENT = "true"
       ENABLE_ORYX_BUILD              = "true"

@@ -9,16 +9,16 @@
 locals {
   # Every Cloud Run call the backend makes (push_pools/platforms/gcp/backend.py), and the permission it needs.
   cloud_run_permissions = [
-    "run.executions.cancel",      # CancelExecution
-    "run.executions.get",         # GetExecution: the tick's status reconcile
-    "run.executions.list",        # ListExecutions: adopting a resubmitted run's execution; the sweep's running check
-    "run.jobs.create",            # CreateJob: once per pool and template
-    "run.jobs.delete",            # DeleteJob: the sweep of idle jobs
-    "run.jobs.get",               # GetJob: a new instance finds an existing job
-    "run.jobs.list",              # ListJobs: the sweep
-    "run.jobs.run",               # RunJob: one per run
-    "run.jobs.runWithOverrides",  # RunJob carries each run's env, args and timeout
-    "run.operations.get",         # polling CreateJob's long-running operation
+    "run.executions.cancel",     # CancelExecution
+    "run.executions.get",        # GetExecution: the tick's status reconcile
+    "run.executions.list",       # ListExecutions: adopting a resubmitted run's execution; the sweep's running check
+    "run.jobs.create",           # CreateJob: once per pool and template
+    "run.jobs.delete",           # DeleteJob: the sweep of idle jobs
+    "run.jobs.get",              # GetJob: a new instance finds an existing job
+    "run.jobs.list",             # ListJobs: the sweep
+    "run.jobs.run",              # RunJob: one per run
+    "run.jobs.runWithOverrides", # RunJob carries each run's env, args and timeout
+    "run.operations.get",        # polling CreateJob's long-running operation
   ]
 
   prefect_secret_ids = compact([var.prefect_api_key_secret_id, var.prefect_api_auth_string_secret_id])
