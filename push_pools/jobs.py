@@ -15,6 +15,7 @@ from push_pools.templating import (
     expand_dotted_keys,
     merge_job_variables,
     refuse_prefect_references,
+    refuse_unresolved_references,
     render_job_configuration,
     schema_defaults,
     unused_job_variables,
@@ -51,6 +52,7 @@ def prepare_job(
     explicit = expand_dotted_keys(layers)
     refuse_prefect_references(explicit)
     values = merge_job_variables(schema_defaults(template), explicit)
+    refuse_unresolved_references(template, values)
     validate_job_variables(template, values)
     configuration = render_job_configuration(template, values, environ=environ)
     configuration["env"] = environment.env | _mapping(configuration.get("env"))

@@ -175,6 +175,33 @@ def refuse_prefect_references(values: Mapping[str, Any]) -> None:
         raise TemplateError("; ".join(problems))
 
 
+def refuse_unresolved_references(template: Mapping[str, Any], values: Mapping[str, Any]) -> None:
+    """Refuse to render a job whose template or merged job variables (the template's defaults included) still
+    point into Prefect: rendering them would hand the job a wrong value (`"{{ prefect.blocks.secret.r.value }}/img"`
+    would become `"/img"`). The message names every reference, so the run's CRASHED state says what to fix."""
+    job_configuration = template.get("job_configuration", {})
+    problems = [f"job variable '{path}' refers to {what}" for path, what in _prefect_references(_used(values), "")] + [
+        f"the base job template's '{path}' refers to {what}"
+        for path, what in _prefect_references(_used(job_configuration), "")
+    ]
+    if problems:
+        raise TemplateError(
+            "; ".join(problems) + ": push-pools does not resolve Prefect blocks or variables here, and will not render "
+            "a wrong value; put the value itself (or a secret reference the pool type supports) in the pool"
+        )
+
+
+CREDENTIALS_VARIABLES: Final = frozenset({"aws_credentials", "credentials", "aci_credentials"})
+"""Prefect's credentials blocks (ECS, Cloud Run, ACI): never read, since the function's own cloud identity makes
+the calls, so a block reference there is left alone."""
+
+
+def _used(node: Any) -> Any:
+    if isinstance(node, Mapping):
+        return {key: value for key, value in node.items() if key not in CREDENTIALS_VARIABLES}
+    return node
+
+
 def _prefect_references(node: Any, path: str) -> Iterator[tuple[str, str]]:
     if isinstance(node, str):
         for name in PLACEHOLDER.findall(node):

@@ -135,3 +135,39 @@ def test_a_job_naming_no_image_gets_the_orchestrators(kind: str, image: str) -> 
     configuration = prepare_job(pool(kind, template), deployment, run(), environment).configuration
     request = backend_module(kind).build_request(configuration, run_context(run()))
     assert image_requested(kind, request) == image
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (
+            lambda t: t["job_configuration"]["task_definition"]["containerDefinitions"][0].update(
+                image="{{ prefect.blocks.secret.registry.value }}/img"
+            ),
+            "the base job template's 'task_definition.containerDefinitions[0].image' refers to "
+            "{{ prefect.blocks.secret.registry.value }}",
+        ),
+        (
+            lambda t: t["job_configuration"].update(cluster="{{ prefect.variables.cluster }}"),
+            "the base job template's 'cluster' refers to {{ prefect.variables.cluster }}",
+        ),
+        (
+            lambda t: t["variables"]["properties"]["image"].update(default={"$ref": {"block_document_id": "b-1"}}),
+            "job variable 'image' refers to a $ref block document reference",
+        ),
+    ],
+)
+def test_a_template_pointing_into_prefect_is_never_rendered_wrong(change: Any, named: str) -> None:
+    template = default_base_job_template("ecs")
+    change(template)
+    with pytest.raises(TemplateError) as raised:
+        prepare_job(pool("ecs", template), None, run(), RunEnvironment())
+    assert named in str(raised.value)
+    assert "will not render a wrong value" in str(raised.value)
+
+
+def test_a_credentials_block_is_left_alone_since_it_is_never_used() -> None:
+    template = default_base_job_template("ecs")
+    template["job_configuration"]["aws_credentials"] = "{{ aws_credentials }}"
+    template["variables"]["properties"]["aws_credentials"] = {"default": {"$ref": {"block_document_id": "b-1"}}}
+    prepare_job(pool("ecs", template), None, run(), RunEnvironment())
