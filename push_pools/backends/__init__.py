@@ -71,8 +71,10 @@ def pool_type(name: str) -> PoolType:
 
 
 def pool_type_names() -> list[str]:
-    """Every name `pool_type` accepts: ours, then Prefect's."""
-    names = [known.name for known in POOL_TYPES.values()] + [known.prefect_type for known in POOL_TYPES.values()]
+    """Every name `pool_type` accepts: ours, then Prefect's without and with `:push`."""
+    names = [known.name for known in POOL_TYPES.values()]
+    names += [known.prefect_type.removesuffix(":push") for known in POOL_TYPES.values()]
+    names += [known.prefect_type for known in POOL_TYPES.values()]
     return list(dict.fromkeys(names))
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from push_pools.backends import pool_type
 from push_pools.cli import output
 from push_pools.dispatcher import Backends, Dispatcher
 from push_pools.orchestrators.local import LocalStore
@@ -34,7 +35,8 @@ def test_help_shows_flags_without_a_value_and_the_pool_types(cli: Cli) -> None:
     assert "<bool>" not in text
     assert "--paused " in text
     types = text.split("--type [", 1)[1].split("]", 1)[0].split("|")
-    assert {"process", "ecs", "cloud-run", "aci", "ecs:push", "cloud-run-v2:push"} <= set(types)
+    assert {"process", "ecs", "cloud-run", "aci", "ecs:push", "cloud-run-v2", "azure-container-instance"} <= set(types)
+    assert all(pool_type(name) for name in types), "every choice is accepted"
 
 
 def test_runs_ls_takes_several_states_in_any_case_a_pool_and_a_limit(cli: Cli, pool: str) -> None:
