@@ -273,3 +273,15 @@ def test_the_prefect_example_is_wired_to_prefect() -> None:
     assert body["orchestrator"] == "prefect"
     assert body["prefect_api_url"] == "${var.prefect_api_url}"
     assert body["prefect_api_key_secret_id"] == "${var.prefect_api_key_secret_id}"
+
+
+@pytest.mark.parametrize("kind", ["google_service_account", "google_project_iam_custom_role"])
+def test_identities_wait_for_the_apis_on_a_fresh_project(kind: str) -> None:
+    found = resources(kind)
+    assert found
+    for name, body in found.items():
+        assert "${google_project_service.apis}" in str(body.get("depends_on")), f"{kind}.{name}"
+
+
+def test_project_iam_needs_cloud_resource_manager() -> None:
+    assert "cloudresourcemanager.googleapis.com" in (MODULE / "main.tf").read_text()

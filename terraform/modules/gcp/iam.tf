@@ -31,6 +31,9 @@ resource "google_service_account" "function" {
   account_id   = "${var.name_prefix}-fn"
   display_name = "push-pools functions"
   description  = "Runs the push-pools webhook and Pub/Sub functions: starts, watches, cancels and sweeps Cloud Run jobs."
+
+  # On a fresh project, the IAM API must be enabled first.
+  depends_on = [google_project_service.apis]
 }
 
 resource "google_service_account" "jobs" {
@@ -38,6 +41,9 @@ resource "google_service_account" "jobs" {
   account_id   = "${var.name_prefix}-jobs"
   display_name = "push-pools Cloud Run jobs"
   description  = "Identity of the flow runs' Cloud Run jobs (the pools' service_account_name)."
+
+  # On a fresh project, the IAM API must be enabled first.
+  depends_on = [google_project_service.apis]
 }
 
 resource "google_service_account" "push" {
@@ -45,6 +51,9 @@ resource "google_service_account" "push" {
   account_id   = "${var.name_prefix}-push"
   display_name = "push-pools Pub/Sub push"
   description  = "Signs Pub/Sub push requests to the push-pools Pub/Sub function."
+
+  # On a fresh project, the IAM API must be enabled first.
+  depends_on = [google_project_service.apis]
 }
 
 resource "google_project_iam_custom_role" "dispatcher" {
@@ -54,6 +63,9 @@ resource "google_project_iam_custom_role" "dispatcher" {
   description = "Exactly the Cloud Run calls push-pools makes: run jobs with overrides, read and cancel executions, create and sweep its jobs."
   permissions = local.cloud_run_permissions
   stage       = "GA"
+
+  # On a fresh project, the IAM API must be enabled first.
+  depends_on = [google_project_service.apis]
 }
 
 resource "google_project_iam_member" "function_dispatches" {

@@ -10,6 +10,8 @@ locals {
   apis = [
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
+    "cloudresourcemanager.googleapis.com", # project IAM grants
+
     "cloudscheduler.googleapis.com",
     "iam.googleapis.com",
     "pubsub.googleapis.com",
