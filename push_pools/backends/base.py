@@ -12,7 +12,7 @@ infrastructure that is already gone as success.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -32,6 +32,7 @@ class RunContext:
     flow_run_name: str
     pool_name: str
     idempotency_key: str
+    _: KW_ONLY
     deployment_name: str | None = None
     deployment_id: str | None = None
     flow_id: str | None = None

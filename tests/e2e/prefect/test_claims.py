@@ -188,6 +188,7 @@ def test_the_job_gets_what_a_prefect_worker_gives_it(
     assert job["labels"] == {
         "prefect.io/flow-run-id": run.id,
         "prefect.io/flow-run-name": run.name,
+        "prefect.io/version": orchestrator.api.get("admin/version"),
         "prefect.io/flow-id": raw["flow_id"],
         "prefect.io/flow-name": run.flow_name,
         "prefect.io/deployment-id": run.deployment_id,

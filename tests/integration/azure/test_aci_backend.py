@@ -37,7 +37,9 @@ def configuration(**overrides: Any) -> dict[str, Any]:
 
 def run_context(resubmission: bool = False, key: str | None = None) -> RunContext:
     run_id = str(uuid.uuid4())
-    return RunContext(run_id, "quiet-fox", "azure", key or f"{run_id}-1", "etl", resubmission)
+    return RunContext(
+        run_id, "quiet-fox", "azure", key or f"{run_id}-1", deployment_name="etl", resubmission=resubmission
+    )
 
 
 def group_name(pid: str) -> str:
