@@ -4,6 +4,8 @@ A backend turns a rendered job configuration into cloud API calls. `build_reques
 request `submit` would send, so it can be previewed and tested row by row. `submit`, `status` and `cancel` do the
 I/O, on an SDK client passed to the backend's constructor.
 
+A backend that can show a job's own output also implements `JobLogsReader` (`push-pool runs logs` uses it).
+
 `submit` must be idempotent on `run.idempotency_key`: a second call for the same key finds the infrastructure
 the first one started (and returns it with `adopted=True`) instead of starting more. `cancel` must treat
 infrastructure that is already gone as success.
@@ -14,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ValidationError
 
@@ -68,6 +70,25 @@ class Backend(Protocol):
 
     def sweep(self, now: datetime) -> int:
         """Housekeeping the cloud needs (delete finished groups, idle jobs); returns how many were removed."""
+        ...
+
+
+@dataclass(frozen=True)
+class JobLogs:
+    """A job's own output as far as push-pools can read it, and where to read the rest."""
+
+    lines: tuple[str, ...] = ()
+    """Output lines, oldest first, with the secret values the backend knows masked."""
+    elsewhere: str | None = None
+    """A command or link showing the output where it cannot be read from here (no log group, no SDK access)."""
+
+
+@runtime_checkable
+class JobLogsReader(Protocol):
+    """The optional capability of a backend that can show a job's output."""
+
+    def logs(self, infrastructure_pid: str, tail: int | None = None) -> JobLogs:
+        """The job's output: its last `tail` lines, or all it has when `tail` is None."""
         ...
 
 

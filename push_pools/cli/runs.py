@@ -1,4 +1,4 @@
-"""Flow run commands: schedule a run of a deployment, list, inspect and cancel runs."""
+"""Flow run commands: schedule a run of a deployment, list, inspect, cancel runs and show their output."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from push_pools.backends import backend_module
+from push_pools.backends.base import Backend, JobLogsReader
 from push_pools.cli import context
 from push_pools.cli.output import (
     OutputFormat,
@@ -25,7 +27,9 @@ from push_pools.errors import ConfigurationError
 from push_pools.models import FlowRun, StateType
 from push_pools.templating import validate_job_variables
 
-app = typer.Typer(help="List, inspect and cancel flow runs.", no_args_is_help=True, rich_markup_mode=None)
+app = typer.Typer(
+    help="List, inspect, cancel flow runs and show their output.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
 def run(
@@ -155,6 +159,50 @@ def cancel(flow_run_id: str) -> None:
         return
     flow_run = catalog.request_cancellation(flow_run_id)
     console.print(f"Run {flow_run.name} is {flow_run.state.type}.")
+
+
+@app.command()
+def logs(
+    flow_run_id: str,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new output until the run or its job has ended.")
+    ] = False,
+    tail: Annotated[int | None, typer.Option("--tail", "-n", min=0, help="Start with only the last N lines.")] = None,
+    interval: Annotated[float, typer.Option("--interval", min=0.01, help="Seconds between reads with --follow.")] = 2.0,
+) -> None:
+    """Show a run's own output (its job's stdout and stderr, secrets masked), or the command or link that shows it
+    where push-pools cannot read it."""
+    catalog = context.catalog()
+    flow_run = catalog.get_run(flow_run_id)
+    pid = flow_run.infrastructure_pid
+    if not pid:
+        raise ConfigurationError(f"run {flow_run.name} has no infrastructure yet (it is {flow_run.state.type})")
+    pool_type = catalog.get_pool(flow_run.pool_name).type
+    backend = backend_module(pool_type).from_settings(context.settings())
+    if not isinstance(backend, JobLogsReader):
+        raise ConfigurationError(f"pool type {pool_type!r} cannot show a job's output")
+    first = backend.logs(pid, None if follow else tail)
+    _echo(first.lines if tail is None else first.lines[-tail:] if tail else ())
+    if first.elsewhere:
+        typer.echo(first.elsewhere)
+        return
+    printed = len(first.lines)
+    while follow and not _ended(flow_run.id, backend, pid):
+        time.sleep(interval)
+        printed += _echo(backend.logs(pid).lines[printed:])
+    if follow:
+        _echo(backend.logs(pid).lines[printed:])
+
+
+def _ended(flow_run_id: str, backend: Backend, pid: str) -> bool:
+    """The run is finished, or its job is (an embedded store's run only moves on at the next tick)."""
+    return context.catalog().get_run(flow_run_id).state.type.is_terminal or backend.status(pid).finished
+
+
+def _echo(lines: tuple[str, ...]) -> int:
+    for line in lines:
+        typer.echo(line)
+    return len(lines)
 
 
 def _when(flow_run: FlowRun, now: datetime) -> str:

@@ -252,6 +252,25 @@ def test_runs(cli: Cli, pool: str) -> None:
     assert "hello-" in ok(cli("runs", "ls", "--pool", pool)).out
 
 
+def test_runs_logs_show_the_job_output_and_a_crash_shows_its_cause(cli: Cli, pool: str) -> None:
+    ok(cli("deployment", "create", "talk", "--pool", pool, "--command", "sh -c 'echo one; echo two; echo three'"))
+    ok(cli("deployment", "create", "typo", "--pool", pool, "--command", "no-such-command-push-pools --flag"))
+    talk = ok(cli("run", "talk", "-o", "json")).json()
+    typo = ok(cli("run", "typo", "-o", "json")).json()
+    fails(cli("runs", "logs", talk["id"]), "has no infrastructure yet (it is SCHEDULED)")
+    ok(cli("dispatch"))
+    assert ok(cli("runs", "logs", talk["id"], "--follow", "--interval", "0.01")).out == "one\ntwo\nthree\n"
+    assert ok(cli("runs", "logs", talk["id"], "--tail", "1")).out == "three\n"
+    assert ok(cli("runs", "logs", talk["id"], "-f", "-n", "2", "--interval", "0.01")).out == "two\nthree\n"
+    ok(cli("runs", "logs", typo["id"], "--follow", "--interval", "0.01"))
+    ok(cli("dispatch"))
+    crashed = ok(cli("runs", "inspect", typo["id"], "-o", "json")).json()["state"]
+    cause = "cannot start 'no-such-command-push-pools': No such file or directory"
+    expected = f"Infrastructure exited with code 127: {cause}"
+    assert (crashed["type"], crashed["message"]) == ("CRASHED", expected)
+    fails(cli("runs", "logs", "nope"), "no flow run with id 'nope'")
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

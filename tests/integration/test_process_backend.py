@@ -3,6 +3,7 @@ and a status read by a backend other than the one that started the process."""
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 import time
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from push_pools.backends.base import RunContext
+from push_pools.backends.base import JobLogs, RunContext
 from push_pools.errors import ConfigurationError, PermanentSubmissionError, TemplateError
 from push_pools.models import InfrastructureState, InfrastructureStatus
 from push_pools.platforms.local.backend import ProcessBackend, build_request
@@ -80,7 +81,8 @@ def test_exit_codes_env_and_working_directory(backend: ProcessBackend, tmp_path:
     )
     bad = backend.submit({"command": python(code), "env": {"GREETING": "hi", "CODE": "7"}}, context("bad"))
     assert wait_until_finished(backend, ok.infrastructure_pid) == InfrastructureStatus(state="SUCCEEDED", exit_code=0)
-    assert wait_until_finished(backend, bad.infrastructure_pid) == InfrastructureStatus(state="FAILED", exit_code=7)
+    failed = wait_until_finished(backend, bad.infrastructure_pid)
+    assert failed == InfrastructureStatus(state="FAILED", exit_code=7, message=f"last output lines:\nhi {os.getcwd()}")
     log = backend.log_path(ok.infrastructure_pid)
     assert log is not None
     assert log.read_text().strip() == f"hi {tmp_path}"
@@ -129,7 +131,7 @@ def test_cancel_terminates_then_counts_a_gone_process_as_success(backend: Proces
     backend.cancel(ref.infrastructure_pid)
     status = backend.status(ref.infrastructure_pid)
     assert status.state is InfrastructureState.FAILED
-    assert status.message == "killed by SIGTERM"
+    assert status.message == "killed by SIGTERM; last output lines:\nready"
     backend.cancel(ref.infrastructure_pid)  # already gone: no error
 
 
@@ -152,10 +154,45 @@ def test_cancel_kills_a_process_that_ignores_sigterm(tmp_path: Path) -> None:
     assert backend.status(ref.infrastructure_pid).state is InfrastructureState.GONE
 
 
-def test_a_missing_command_fails_with_exit_code_127(backend: ProcessBackend) -> None:
+def test_a_missing_command_fails_with_exit_code_127_and_its_cause(backend: ProcessBackend) -> None:
     ref = backend.submit({"command": "no-such-command-push-pools"}, context())
     status = wait_until_finished(backend, ref.infrastructure_pid)
-    assert (status.state, status.exit_code) == (InfrastructureState.FAILED, 127)
+    cause = "cannot start 'no-such-command-push-pools': No such file or directory"
+    assert (status.state, status.exit_code, status.message) == (InfrastructureState.FAILED, 127, cause)
+    assert ProcessBackend(backend.runs_dir).status(ref.infrastructure_pid).message == cause
+
+
+def test_a_failure_shows_the_last_lines_of_its_output_bounded_and_masked(
+    backend: ProcessBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PREFECT_API_KEY", "pnu_executor_key")
+    code = (
+        "import os, sys\n"
+        "for i in range(100): print('line', i, 'x' * 200)\n"
+        "print('key', os.environ['PREFECT_API_KEY'], 'auth', os.environ['PREFECT_API_AUTH_STRING'])\n"
+        "sys.exit('boom')"
+    )
+    ref = backend.submit({"command": python(code), "env": {"PREFECT_API_AUTH_STRING": "user:s3cret"}}, context())
+    status = wait_until_finished(backend, ref.infrastructure_pid)
+    message = status.message or ""
+    assert message.startswith("last output lines:\n…")
+    assert message.endswith("line 99 " + "x" * 200 + "\nkey ******** auth ********\nboom")
+    assert len(message) <= len("last output lines:\n") + 2048
+    assert "pnu_executor_key" not in message
+    assert "s3cret" not in message
+    later = ProcessBackend(backend.runs_dir).status(ref.infrastructure_pid).message or ""
+    assert "pnu_executor_key" not in later, "the executor's own credentials are masked by any dispatcher"
+
+
+def test_logs_are_the_output_so_far_masked_and_tailed(backend: ProcessBackend) -> None:
+    code = "import os\nfor i in range(5): print('line', i)\nprint(os.environ['PREFECT_API_KEY'])"
+    ref = backend.submit({"command": python(code), "env": {"PREFECT_API_KEY": "pnu_run_key"}}, context())
+    wait_until_finished(backend, ref.infrastructure_pid)
+    assert backend.logs(ref.infrastructure_pid) == JobLogs(lines=(*(f"line {i}" for i in range(5)), "********"))
+    assert backend.logs(ref.infrastructure_pid, tail=2).lines == ("line 4", "********")
+    assert backend.logs(ref.infrastructure_pid, tail=0).lines == ()
+    with pytest.raises(ConfigurationError, match="has no output file"):
+        backend.logs(f"{backend.hostname}:999999999")
 
 
 def test_a_missing_working_directory_is_permanent(backend: ProcessBackend, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@
 - `cache`: one small TTL cache, computed once per key even under concurrent callers.
 - `gate`: one rate gate, closed for a while after the cloud said "slow down".
 - `secrets`: values known to be secret, masked in a preview and revealed only to be sent.
+- `evidence`: the end of a job's output for a crash message or `push-pool runs logs`, bounded and masked.
 
 "Finished" is defined once, beside the states: `push_pools.models.FINISHED_STATES`.
 """

@@ -5,9 +5,16 @@ ends, its exit code. The command runs under a small supervisor (`runner.py`, sta
 that it imports only the standard library and is up in tens of milliseconds) in its own session, so it outlives the
 dispatcher that started it and its exit code can be read by a later one.
 
+Secret values are masked in what is shown of the output: those of the requests this backend submitted, and the
+orchestrator's credentials (`PREFECT_API_KEY`, `PREFECT_API_AUTH_STRING`) as set in this process's environment. A
+later dispatcher whose credentials come from elsewhere (a Prefect profile) cannot know the values to mask.
+
 - infrastructure id: `hostname:pid`, Prefect's format for process workers;
 - submit is idempotent: the run directory is created atomically, so a second submit adopts the first process;
-- status: the recorded exit code (0 → SUCCEEDED, otherwise FAILED), RUNNING while the supervisor lives;
+- status: the recorded exit code (0 → SUCCEEDED, otherwise FAILED), RUNNING while the supervisor lives; a failure's
+  message is the cause when the command could not start ("cannot start 'prefect': No such file or directory"), else
+  the last lines of its output (see `push_pools.backends.kit.evidence`);
+- logs: the run's output file, for `push-pool runs logs`;
 - cancel: SIGTERM to the process group, SIGKILL after the grace period; a process already gone is success.
 """
 
@@ -26,18 +33,21 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from push_pools.backends.base import RunContext, parse_job_configuration
-from push_pools.backends.kit.secrets import reveal, secret_env
+from push_pools.backends.base import JobLogs, RunContext, parse_job_configuration
+from push_pools.backends.kit.evidence import mask_secrets, output_tail
+from push_pools.backends.kit.secrets import CREDENTIAL_ENV, reveal, secret_env, secret_values
 from push_pools.backends.kit.shapes import split_argv
 from push_pools.errors import ConfigurationError, PermanentSubmissionError
 from push_pools.models import InfrastructureRef, InfrastructureState, InfrastructureStatus
 from push_pools.platforms.local import runner
-from push_pools.platforms.local.runner import EXIT_CODE_FILE, FORWARDED_SIGNALS
+from push_pools.platforms.local.runner import EXIT_CODE_FILE, FORWARDED_SIGNALS, START_ERROR_FILE
 from push_pools.settings import Settings
 
 LOG_FILE = "output.log"
 KILL_WAIT_SECONDS = 5.0
 PID_FILE = "pid"
+TAIL_READ_BYTES = 64 * 1024
+"""How much of the end of an output file a crash message reads: far more than its lines need, never the whole file."""
 SUPERVISOR = (sys.executable, "-I", "-S", str(Path(runner.__file__)))
 """The runner as a script, not `-m push_pools...`: importing the package would cost about 0.5 s per run."""
 
@@ -85,12 +95,14 @@ class ProcessBackend:
         self.cancel_grace_seconds = cancel_grace_seconds
         self.hostname = socket.gethostname()
         self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._secrets: dict[int, list[str]] = {}
 
     def build_request(self, configuration: dict[str, Any], run: RunContext) -> dict[str, Any]:
         return build_request(configuration, run)
 
     def submit(self, configuration: dict[str, Any], run: RunContext) -> InfrastructureRef:
-        request = reveal(build_request(configuration, run))
+        built = build_request(configuration, run)
+        request = reveal(built)
         if request["cwd"] is not None and not Path(request["cwd"]).is_dir():
             raise PermanentSubmissionError(f"working directory {request['cwd']!r} does not exist")
         run_dir = self.runs_dir / run.idempotency_key
@@ -100,6 +112,7 @@ class ProcessBackend:
         except FileExistsError:
             return InfrastructureRef(infrastructure_pid=self._wait_for_pid(run_dir), adopted=True)
         pid = self._spawn(request, run_dir)
+        self._secrets[pid] = secret_values(built)
         self._pid_link(pid).unlink(missing_ok=True)
         self._pid_link(pid).symlink_to(run_dir)
         (run_dir / PID_FILE).write_text(str(pid))
@@ -110,7 +123,7 @@ class ProcessBackend:
         self._reap(pid)
         exit_code = self._exit_code(pid)
         if exit_code is not None:
-            return _finished(exit_code)
+            return _finished(exit_code, self._failure_evidence(pid) if exit_code else None)
         if _alive(pid):
             return InfrastructureStatus(state=InfrastructureState.RUNNING)
         return InfrastructureStatus(
@@ -143,6 +156,34 @@ class ProcessBackend:
         """Where the process's output went, if it ran here."""
         link = self._pid_link(self._local_pid(infrastructure_pid))
         return link.resolve() / LOG_FILE if link.exists() else None
+
+    def logs(self, infrastructure_pid: str, tail: int | None = None) -> JobLogs:
+        """The run's output as written so far, secrets masked; a ConfigurationError if it did not run here."""
+        pid = self._local_pid(infrastructure_pid)
+        path = self.log_path(infrastructure_pid)
+        if path is None or not path.exists():
+            raise ConfigurationError(f"process {pid} has no output file under {self.runs_dir}")
+        text = mask_secrets(path.read_bytes().decode(errors="replace"), self._known_secrets(pid))
+        lines = tuple(text.splitlines())
+        return JobLogs(lines=lines if tail is None else lines[-tail:] if tail > 0 else ())
+
+    def _failure_evidence(self, pid: int) -> str | None:
+        """Why the run failed, as far as its directory tells: the start error, else its output's last lines."""
+        run_dir = self._pid_link(pid)
+        with contextlib.suppress(OSError):
+            return (run_dir / START_ERROR_FILE).read_text()
+        try:
+            with (run_dir / LOG_FILE).open("rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - TAIL_READ_BYTES))
+                text = log.read().decode(errors="replace")
+        except OSError:
+            return None
+        tail = output_tail(text, self._known_secrets(pid))
+        return f"last output lines:\n{tail}" if tail else None
+
+    def _known_secrets(self, pid: int) -> list[str]:
+        credentials = [os.environ[name] for name in CREDENTIAL_ENV if os.environ.get(name)]
+        return [*self._secrets.get(pid, ()), *credentials]
 
     def _spawn(self, request: dict[str, Any], run_dir: Path) -> int:
         env = {**os.environ, **{k: v for k, v in request["env"].items() if v is not None}}
@@ -210,13 +251,14 @@ def _block_forwarded_signals() -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
 
 
-def _finished(exit_code: int) -> InfrastructureStatus:
+def _finished(exit_code: int, evidence: str | None = None) -> InfrastructureStatus:
     if exit_code == 0:
         return InfrastructureStatus(state=InfrastructureState.SUCCEEDED, exit_code=0)
     if exit_code < 0:
         reason = f"killed by {signal.Signals(-exit_code).name}"
-        return InfrastructureStatus(state=InfrastructureState.FAILED, exit_code=exit_code, message=reason)
-    return InfrastructureStatus(state=InfrastructureState.FAILED, exit_code=exit_code)
+        message = f"{reason}; {evidence}" if evidence else reason
+        return InfrastructureStatus(state=InfrastructureState.FAILED, exit_code=exit_code, message=message)
+    return InfrastructureStatus(state=InfrastructureState.FAILED, exit_code=exit_code, message=evidence)
 
 
 def _alive(pid: int) -> bool:

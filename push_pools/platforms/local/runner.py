@@ -1,7 +1,8 @@
 """Supervisor of one local process run: `python -I -S runner.py RUN_DIR -- ARGV...`.
 
 Runs ARGV, passes SIGTERM/SIGINT on to it, and writes its exit code to RUN_DIR/exit_code (negative: killed by
-that signal) so that a dispatcher other than the one that started it can read how it ended.
+that signal) so that a dispatcher other than the one that started it can read how it ended. When ARGV cannot be
+started, the cause goes to RUN_DIR/start_error (and the output) and the exit code is 127, as a shell's.
 
 It imports only the standard library and is started as a script, not as a module of the package, so a process
 run pays for a bare interpreter (tens of milliseconds), not for importing push-pools and pydantic.
@@ -17,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 
 EXIT_CODE_FILE = "exit_code"
+START_ERROR_FILE = "start_error"
 FORWARDED_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
@@ -38,7 +40,9 @@ def main(argv: list[str]) -> int:
     try:
         children.append(subprocess.Popen(argv[2:], preexec_fn=_unblock_signals))
     except OSError as exc:
-        print(f"push-pools: cannot start {argv[2]!r}: {exc.strerror}", file=sys.stderr, flush=True)
+        cause = f"cannot start {argv[2]!r}: {exc.strerror}"
+        print(f"push-pools: {cause}", file=sys.stderr, flush=True)
+        (run_dir / START_ERROR_FILE).write_text(cause)
         _record(run_dir, 127)
         return 127
     _unblock_signals()
