@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import typer
 import yaml
 
 from push_pools.errors import ConfigurationError
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_DURATION = re.compile(r"([0-9]{1,9}(?:\.[0-9]{1,9})?)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_DURATION = timedelta(days=36500)
+"""The longest `--in`: a hundred years, so a start time is always a date the store can hold."""
+LATEST = datetime.max.replace(tzinfo=UTC)
 
 
 def parse_value(text: str) -> Any:
@@ -78,21 +82,39 @@ def load_document(path: Path) -> Any:
         raise ConfigurationError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from None
 
 
-def parse_duration(text: str) -> timedelta:
-    """`90s`, `5m`, `1h30m`, `2d` → a timedelta."""
+def parse_duration(text: str, option: str = "--in") -> timedelta:
+    """`90s`, `5m`, `1h30m`, `2d` → a timedelta of at most `MAX_DURATION`; anything else is a usage error."""
     compact = text.replace(" ", "")
     if not compact or _DURATION.sub("", compact):
-        raise ConfigurationError(f"invalid duration {text!r}; use e.g. 30s, 5m, 1h30m, 2d")
-    total = timedelta()
-    for amount, unit in _DURATION.findall(compact):
-        total += timedelta(**{_UNITS[unit]: float(amount)})
-    return total
+        raise typer.BadParameter(f"invalid duration {text!r}; use e.g. 30s, 5m, 1h30m, 2d", param_hint=f"'{option}'")
+    seconds = sum(float(amount) * _UNIT_SECONDS[unit] for amount, unit in _DURATION.findall(compact))
+    if seconds > MAX_DURATION.total_seconds():
+        raise typer.BadParameter(f"duration {text!r} is longer than {MAX_DURATION.days}d", param_hint=f"'{option}'")
+    return timedelta(seconds=seconds)
 
 
-def parse_time(text: str) -> datetime:
-    """An ISO 8601 time; without a timezone it is read as local time."""
+def parse_time(text: str, option: str = "--at") -> datetime:
+    """An ISO 8601 time, in UTC; without a timezone it is read as local time. Its UTC year must be 1 to 9999 (what
+    a datetime can hold), anything else is a usage error."""
     try:
-        value = datetime.fromisoformat(text)
+        value = datetime.fromisoformat(text.strip())
+        return (value if value.tzinfo else value.astimezone()).astimezone(UTC)
     except ValueError:
-        raise ConfigurationError(f"invalid time {text!r}; use ISO 8601, e.g. 2026-01-31T09:30:00+00:00") from None
-    return value if value.tzinfo else value.astimezone()
+        problem = f"invalid time {text!r}; use ISO 8601, e.g. 2026-01-31T09:30:00+00:00"
+    except OverflowError:
+        problem = f"time {text!r} is outside the years 1 to 9999 in UTC"
+    raise typer.BadParameter(problem, param_hint=f"'{option}'")
+
+
+def start_time(at: str | None, in_: str | None, now: datetime) -> datetime:
+    """When a run should start: `--at` a time, `--in` a duration from `now`, or `now`."""
+    if at is not None and in_ is not None:
+        raise typer.BadParameter("give --at or --in, not both", param_hint="'--at' / '--in'")
+    if at is not None:
+        return parse_time(at)
+    if in_ is None:
+        return now
+    delay = parse_duration(in_)
+    if now > LATEST - delay:
+        raise typer.BadParameter(f"{in_!r} from now is after the year 9999", param_hint="'--in'")
+    return now + delay

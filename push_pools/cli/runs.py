@@ -22,7 +22,7 @@ from push_pools.cli.output import (
     print_table,
     redact,
 )
-from push_pools.cli.parsing import parse_assignments, parse_duration, parse_json_object, parse_time
+from push_pools.cli.parsing import parse_assignments, parse_json_object, start_time
 from push_pools.errors import ConfigurationError
 from push_pools.models import FlowRun, StateType
 from push_pools.templating import validate_job_variables
@@ -63,10 +63,8 @@ def run(
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """Schedule a run of a deployment: now, at a time, or after a duration (as `prefect deployment run`)."""
-    if at is not None and in_ is not None:
-        raise ConfigurationError("give --at or --in, not both")
     now = datetime.now(UTC)
-    start = parse_time(at) if at else now + parse_duration(in_) if in_ else now
+    start = start_time(at, in_, now)
     catalog = context.catalog()
     found = catalog.get_deployment_by_name(deployment)
     variables = parse_json_object(job_variables, "--job-variables")

@@ -272,18 +272,18 @@ def test_runs_logs_show_the_job_output_and_a_crash_shows_its_cause(cli: Cli, poo
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "message", "code"),
     [
-        (("--in", "5m", "--at", "2030-01-01T00:00:00"), "give --at or --in, not both"),
-        (("--in", "soon"), "invalid duration 'soon'"),
-        (("--in", "5m3"), "invalid duration"),
-        (("--at", "tomorrow"), "invalid time 'tomorrow'"),
-        (("-v", '{"stream_output": 1}'), "'stream_output': 1 is not of type 'boolean'"),
+        (("--in", "5m", "--at", "2030-01-01T00:00:00"), "give --at or --in, not both", 2),
+        (("--in", "soon"), "invalid duration 'soon'", 2),
+        (("--in", "5m3"), "invalid duration", 2),
+        (("--at", "tomorrow"), "invalid time 'tomorrow'", 2),
+        (("-v", '{"stream_output": 1}'), "'stream_output': 1 is not of type 'boolean'", 1),
     ],
 )
-def test_bad_run_input(cli: Cli, pool: str, args: tuple[str, ...], message: str) -> None:
+def test_bad_run_input(cli: Cli, pool: str, args: tuple[str, ...], message: str, code: int) -> None:
     ok(cli("deployment", "create", "hello", "--pool", pool, "--command", "echo hi"))
-    fails(cli("run", "hello", *args), message)
+    fails(cli("run", "hello", *args), message, code)
 
 
 def test_preview_prints_the_exact_request_with_secrets_hidden(cli: Cli, pool: str) -> None:

@@ -64,8 +64,28 @@ CREATE INDEX IF NOT EXISTS flow_run_states_by_run ON flow_run_states (flow_run_i
 """
 
 
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+_LATEST = datetime.max.replace(tzinfo=UTC)
+
+
+def timestamp(moment: datetime) -> float:
+    """How a time is stored: seconds since the epoch, refused (ValueError) unless it reads back as a datetime."""
+    seconds = moment.timestamp()
+    datetime.fromtimestamp(seconds, UTC)  # ValueError or OverflowError beyond the year 9999 (or before 1)
+    return seconds
+
+
 def _time(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
+    return None if value is None else _moment(value)
+
+
+def _moment(value: float) -> datetime:
+    """A stored time; one out of a datetime's range (written by an older version) reads as its nearest end, so
+    that run can still be listed, inspected and cancelled."""
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (ValueError, OverflowError, OSError):
+        return _LATEST if value > 0 else _EARLIEST
 
 
 def pool_from_row(row: sqlite3.Row) -> WorkPool:
@@ -105,9 +125,9 @@ def run_from_row(row: sqlite3.Row, history: Sequence[sqlite3.Row] = ()) -> FlowR
             type=row["state_type"],
             name=row["state_name"],
             message=row["state_message"],
-            timestamp=datetime.fromtimestamp(row["state_timestamp"], UTC),
+            timestamp=_moment(row["state_timestamp"]),
         ),
-        expected_start_time=datetime.fromtimestamp(row["expected_start_time"], UTC),
+        expected_start_time=_moment(row["expected_start_time"]),
         parameters=json.loads(row["parameters"]),
         job_variables=json.loads(row["job_variables"]),
         tags=json.loads(row["tags"]),
@@ -118,7 +138,7 @@ def run_from_row(row: sqlite3.Row, history: Sequence[sqlite3.Row] = ()) -> FlowR
                 type=h["type"],
                 name=h["name"],
                 message=h["message"],
-                timestamp=datetime.fromtimestamp(h["timestamp"], UTC),
+                timestamp=_moment(h["timestamp"]),
             )
             for h in history
         ],

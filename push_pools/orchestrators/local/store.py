@@ -34,6 +34,7 @@ from push_pools.orchestrators.local.schema import (
     deployment_from_row,
     pool_from_row,
     run_from_row,
+    timestamp,
 )
 
 _ACTIVE_SQL = "(" + ", ".join(f"'{state}'" for state in sorted(ACTIVE_STATES)) + ")"
@@ -211,6 +212,12 @@ class LocalStore:
         now: datetime,
     ) -> FlowRun:
         run_id = str(uuid.uuid4())
+        try:
+            start = timestamp(expected_start_time)
+        except (ValueError, OverflowError):
+            raise OrchestratorError(
+                f"cannot store a run due at {expected_start_time}: outside the years 1 to 9999"
+            ) from None
         with self._write() as db:
             db.execute(
                 "INSERT INTO flow_runs (id, name, pool_name, deployment_id, deployment_name, flow_name, state_type, "
@@ -224,7 +231,7 @@ class LocalStore:
                     deployment.name,
                     deployment.flow_name,
                     now.timestamp(),
-                    expected_start_time.timestamp(),
+                    start,
                     json.dumps(deployment.parameters | (parameters or {})),
                     json.dumps(job_variables or {}),
                     json.dumps(list(dict.fromkeys(tags))),

@@ -1,0 +1,78 @@
+"""Hostile and clumsy input on the `push-pool` CLI, on a real store file: every bad value is refused with one
+clear line (exit code 2 for a bad option value, 1 otherwise), nothing is half-applied, and nothing stored can
+break a later command."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from push_pools.backends import default_base_job_template
+from push_pools.errors import OrchestratorError
+from push_pools.models import Deployment, WorkPool
+from push_pools.orchestrators.local import LocalStore
+from push_pools.settings import Settings
+from tests.e2e.test_cli import Cli, cli, fails, ok, pool
+
+__all__ = ["cli", "pool"]  # fixtures
+
+
+@pytest.fixture
+def deployment(cli: Cli, pool: str) -> str:
+    ok(cli("deployment", "create", "hello", "--pool", pool, "--command", "echo hi"))
+    return "hello"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--at", "9999-12-31T23:59:59-12:00"), "outside the years 1 to 9999 in UTC"),
+        (("--at", "0001-01-01T00:30:00+01:00"), "outside the years 1 to 9999 in UTC"),
+        (("--at", ""), "invalid time ''"),
+        (("--at", "٢٠٢٦-01-01"), "invalid time"),
+        (("--in", ""), "invalid duration ''"),
+        (("--in", "9999999d"), "longer than 36500d"),
+        (("--in", "1" * 400 + "s"), "invalid duration"),
+    ],
+)
+def test_a_start_time_out_of_range_or_empty_is_a_usage_error(
+    cli: Cli, deployment: str, args: tuple[str, ...], message: str
+) -> None:
+    result = cli("run", deployment, *args)
+    fails(result, message, code=2)
+    assert "Unexpected error" not in result.err
+    assert ok(cli("runs", "ls", "-o", "json")).json() == []
+
+
+def test_the_store_refuses_a_time_it_could_not_read_back(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store.db")
+    store.save_pool(_pool())
+    found = store.save_deployment(_deployment())
+    last_instant = datetime(9999, 12, 31, 23, 59, 59, 999999, UTC)  # its float timestamp rounds up to year 10000
+    with pytest.raises(OrchestratorError, match="outside the years 1 to 9999"):
+        store.create_run(found, last_instant, now=datetime.now(UTC))
+    assert store.list_runs() == []
+
+
+def test_a_run_stored_out_of_range_by_an_older_version_breaks_no_command(cli: Cli, deployment: str) -> None:
+    ok(cli("run", deployment))
+    poisoned = ok(cli("run", deployment, "--in", "1d", "-o", "json")).json()["id"]
+    with sqlite3.connect(Settings().store_path) as db:  # as `--at 9999-12-31T23:59:59-12:00` once stored it
+        db.execute("UPDATE flow_runs SET expected_start_time = 253402343999.0 WHERE id = ?", (poisoned,))
+    assert len(ok(cli("runs", "ls", "-o", "json")).json()) == 2
+    assert poisoned in ok(cli("runs", "ls")).out
+    assert ok(cli("runs", "inspect", poisoned, "-o", "json")).json()["expected_start_time"].startswith("9999-12-31")
+    ok(cli("runs", "inspect", poisoned))
+    ok(cli("runs", "cancel", poisoned))
+    assert ok(cli("runs", "inspect", poisoned, "-o", "json")).json()["state"]["type"] == "CANCELLED"
+
+
+def _pool() -> WorkPool:
+    return WorkPool(name="local", type="process", base_job_template=default_base_job_template("process"))
+
+
+def _deployment() -> Deployment:
+    return Deployment(id="d-1", name="hello", pool_name="local", command="echo hi")
