@@ -9,9 +9,12 @@ from datetime import UTC, datetime
 
 from push_pools.models import Deployment, FlowRun, State, WorkPool
 
-SCHEMA_VERSION = 2
-MIGRATIONS = {2: "ALTER TABLE flow_runs ADD COLUMN tags TEXT NOT NULL DEFAULT '[]'"}
-"""What turns a store of the version before each key into one of that version."""
+SCHEMA_VERSION = 3
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: ("ALTER TABLE flow_runs ADD COLUMN tags TEXT NOT NULL DEFAULT '[]'",),
+    3: (),  # the listing indexes: SCHEMA's CREATE INDEX IF NOT EXISTS adds them to any older store
+}
+"""What turns a store of the version before each key into one of that version (SCHEMA runs after them)."""
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS work_pools (
     name TEXT PRIMARY KEY,
@@ -50,8 +53,15 @@ CREATE TABLE IF NOT EXISTS flow_runs (
     attempt INTEGER NOT NULL DEFAULT 1,
     tags TEXT NOT NULL DEFAULT '[]'
 );
+CREATE INDEX IF NOT EXISTS deployments_by_pool ON deployments (pool_name, name);
+-- Every listing and every tick query is one index range read in its own order: no table scan, no sort.
 CREATE INDEX IF NOT EXISTS flow_runs_by_pool_state
     ON flow_runs (pool_name, state_type, expected_start_time);
+CREATE INDEX IF NOT EXISTS flow_runs_by_start ON flow_runs (expected_start_time);
+CREATE INDEX IF NOT EXISTS flow_runs_by_pool_start ON flow_runs (pool_name, expected_start_time);
+CREATE INDEX IF NOT EXISTS flow_runs_by_state_start ON flow_runs (state_type, expected_start_time);
+CREATE INDEX IF NOT EXISTS flow_runs_by_pool_state_change ON flow_runs (pool_name, state_type, state_timestamp);
+CREATE INDEX IF NOT EXISTS flow_runs_by_deployment ON flow_runs (deployment_id);
 CREATE TABLE IF NOT EXISTS flow_run_states (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     flow_run_id TEXT NOT NULL REFERENCES flow_runs(id) ON DELETE CASCADE,
