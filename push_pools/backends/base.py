@@ -14,7 +14,7 @@ infrastructure that is already gone as success.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY, dataclass, replace
 from datetime import datetime
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
@@ -81,6 +81,12 @@ class JobLogs:
     """Output lines, oldest first, with the secret values the backend knows masked."""
     elsewhere: str | None = None
     """A command or link showing the output where it cannot be read from here (no log group, no SDK access)."""
+
+    def last(self, count: int | None) -> JobLogs:
+        """These logs with only their last `count` lines (all of them when None)."""
+        if count is None:
+            return self
+        return replace(self, lines=self.lines[-count:] if count > 0 else ())
 
 
 @runtime_checkable

@@ -180,7 +180,7 @@ def logs(
     if not isinstance(backend, JobLogsReader):
         raise ConfigurationError(f"pool type {pool_type!r} cannot show a job's output")
     first = backend.logs(pid, None if follow else tail)
-    _echo(first.lines if tail is None else first.lines[-tail:] if tail else ())
+    _echo(first.last(tail).lines)
     if first.elsewhere:
         typer.echo(first.elsewhere)
         return

@@ -171,3 +171,12 @@ def test_module_readme_says_why_the_url_has_no_aws_auth() -> None:
     readme = (MODULE_DIR / "README.md").read_text()
     assert "Why the function URL has no AWS auth" in readme
     assert "Encryption" in readme
+
+
+def test_the_function_reads_only_the_tasks_log_group() -> None:
+    by_sid = {statement.sid: statement for statement in policy_statements("function")}
+    reading = by_sid["ReadTheTasksOutput"]
+    assert (reading.actions, reading.resources) == (
+        ("logs:GetLogEvents",),
+        ["${aws_cloudwatch_log_group.tasks.arn}:*"],
+    )

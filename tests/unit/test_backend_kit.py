@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import SecretStr
 
+from push_pools.backends.base import JobLogs
 from push_pools.backends.kit import secrets
 from push_pools.backends.kit.cache import TtlCache
 from push_pools.backends.kit.errors import ErrorTable, SdkFailure
@@ -205,3 +206,12 @@ def test_finished_is_defined_once() -> None:
     assert {state for state in InfrastructureState if InfrastructureStatus(state=state).finished} == FINISHED_STATES
     assert InfrastructureState.GONE in FINISHED_STATES
     assert InfrastructureState.RUNNING not in FINISHED_STATES
+
+
+@pytest.mark.parametrize(
+    ("count", "lines"),
+    [(None, ("a", "b", "c")), (2, ("b", "c")), (5, ("a", "b", "c")), (0, ())],
+)
+def test_job_logs_keep_their_last_lines(count: int | None, lines: tuple[str, ...]) -> None:
+    logs = JobLogs(lines=("a", "b", "c"), elsewhere="aws logs tail g")
+    assert logs.last(count) == JobLogs(lines=lines, elsewhere="aws logs tail g")

@@ -16,6 +16,15 @@ How it uses ECS (boto3):
 - **Infrastructure id:** `cluster::taskArn`, Prefect's format.
 - **Status:** ECS sends "ECS Task State Change" events (`reports_infrastructure_events`), read by the Lambda entry
   point; `status()` (DescribeTasks) is there for whoever asks. See `ecs_status` for the mapping.
+- **Crash evidence:** a task whose container exited non-zero is FAILED with ECS's stop code and reasons and, when
+  its container logs to CloudWatch (awslogs), the last lines of its output (`with_output_tail`,
+  also applied to task events): one DescribeTaskDefinition per task definition (kept when it has awslogs) and one
+  GetLogEvents per failure.
+- **Logs:** `logs()` reads the task's CloudWatch stream (`push_pools.platforms.aws.logs`); where GetLogEvents is
+  denied, or the stream cannot be named yet, it gives the `aws logs tail` command instead; a task without awslogs
+  is a ConfigurationError saying so. Masked: the orchestrator's credentials as the task's env
+  overrides or the function's own environment hold them (a key the task gets by Secrets Manager reference and the
+  function does not hold cannot be masked).
 - **Cancel** is StopTask; a task already stopped, or gone with its cluster, counts as success.
 - **Errors** are mapped by code (`ecs_errors`): throttling, 5xx and capacity failures are transient; a missing
   cluster, access denied and invalid parameters are permanent.
@@ -30,20 +39,35 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from push_pools.backends.base import RunContext
+from push_pools.backends.base import JobLogs, RunContext
 from push_pools.backends.kit.cache import TtlCache
-from push_pools.backends.kit.secrets import reveal
-from push_pools.errors import PermanentSubmissionError, SubmissionError, TransientSubmissionError
+from push_pools.backends.kit.evidence import TAIL_LINES, mask_secrets, output_tail
+from push_pools.backends.kit.secrets import CREDENTIAL_ENV, reveal
+from push_pools.errors import (
+    ConfigurationError,
+    PermanentSubmissionError,
+    PushPoolError,
+    SubmissionError,
+    TransientSubmissionError,
+)
 from push_pools.models import InfrastructureRef, InfrastructureState, InfrastructureStatus
 from push_pools.platforms.aws.configuration import EcsJobConfiguration, TaskDefinitionFacts, parse_job
 from push_pools.platforms.aws.errors import AWS_ERRORS, THROTTLING_CODES, error_code, failures_error
+from push_pools.platforms.aws.logs import AwsLogs, LogsClient, LogStream, awslogs_of, read_lines, tail_command
 from push_pools.platforms.aws.pacing import LaunchPacer
 from push_pools.platforms.aws.request import build_requests, with_network
-from push_pools.platforms.aws.status import infrastructure_id, parse_infrastructure_id, task_status
+from push_pools.platforms.aws.status import (
+    flow_container,
+    infrastructure_id,
+    parse_infrastructure_id,
+    task_id,
+    task_status,
+)
 from push_pools.settings import Settings
 
 if TYPE_CHECKING:
@@ -113,12 +137,15 @@ class EcsBackend:
         ecs: EcsClient,
         *,
         ec2: Callable[[], Ec2Client] | None = None,
+        logs: Callable[[], LogsClient] | None = None,
         region: str | None = None,
         pacer: LaunchPacer | None = None,
     ) -> None:
-        """`ecs` is a boto3 ECS client; `ec2` makes an EC2 client, only if the default VPC must be looked up."""
+        """`ecs` is a boto3 ECS client; `ec2` makes an EC2 client, only if the default VPC must be looked up;
+        `logs` a CloudWatch Logs client, only when a task's output is read."""
         self._ecs = ecs
         self._make_ec2 = ec2
+        self._make_logs = logs
         self.region: str | None = region or getattr(getattr(ecs, "meta", None), "region_name", None)
         self.pacer = pacer or LaunchPacer()
         self._families: TtlCache[str, str] = TtlCache()
@@ -127,13 +154,16 @@ class EcsBackend:
         """Existing task definitions named by templates, by ARN."""
         self._subnets: TtlCache[str, list[str]] = TtlCache()
         """Subnets by VPC id ("" for the default VPC)."""
+        self._awslogs: TtlCache[tuple[str, str], AwsLogs | None] = TtlCache()
+        """The awslogs configuration of a task definition's container, by (task definition ARN, container name)."""
 
     @classmethod
     def from_session(cls, session: boto3.session.Session, settings: Settings) -> EcsBackend:
         """The backend over clients made from `session`, configured as the module docstring says."""
         ec2 = functools.cache(lambda: session.client("ec2", config=client_config(settings)))
+        logs = functools.cache(lambda: session.client("logs", config=client_config(settings)))
         ecs = session.client("ecs", config=client_config(settings, ECS_RETRIES))
-        return cls(ecs, ec2=ec2, region=session.region_name)
+        return cls(ecs, ec2=ec2, logs=logs, region=session.region_name)
 
     def build_request(self, configuration: dict[str, Any], run: RunContext) -> dict[str, Any]:
         return build_request(configuration, run, region=self.region)
@@ -249,7 +279,73 @@ class EcsBackend:
             raise
         if not tasks.get("tasks"):
             return InfrastructureStatus(state=InfrastructureState.GONE, message=f"ECS no longer knows {task_arn}")
-        return task_status(tasks["tasks"][0])
+        task = tasks["tasks"][0]
+        return self.with_output_tail(task_status(task), task)
+
+    def with_output_tail(self, status: InfrastructureStatus, task: Mapping[str, Any]) -> InfrastructureStatus:
+        """A failure whose container ran, with its output's last lines added when CloudWatch has them. A failure to
+        read them is logged, never raised: the run ends CRASHED with ECS's reasons alone."""
+        if status.state is not InfrastructureState.FAILED or status.exit_code is None:
+            return status
+        try:
+            found = self._awslogs_of(task)
+            stream = found[0].stream(found[1], task_id(str(task.get("taskArn", ""))), self.region) if found else None
+            lines = self._read(stream, TAIL_LINES) if stream is not None else []
+        except PushPoolError as exc:
+            logger.warning("cannot read the output of task %s: %s", task.get("taskArn"), exc)
+            return status
+        tail = output_tail("\n".join(lines), _known_secrets(task))
+        if not tail:
+            return status
+        message = f"{status.message}; last output lines:\n{tail}" if status.message else f"last output lines:\n{tail}"
+        return status.model_copy(update={"message": message})
+
+    def logs(self, infrastructure_pid: str, tail: int | None = None) -> JobLogs:
+        """The task's CloudWatch output, or the `aws logs tail` command where reading it is denied."""
+        cluster, task_arn = parse_infrastructure_id(infrastructure_pid)
+        tasks = self._call("ecs:DescribeTasks", self._ecs.describe_tasks, cluster=cluster, tasks=[task_arn])
+        if not tasks.get("tasks"):
+            raise ConfigurationError(f"ECS no longer knows task {task_id(task_arn)} (it forgets stopped tasks)")
+        task = tasks["tasks"][0]
+        found = self._awslogs_of(task)
+        if found is None:
+            raise ConfigurationError(
+                f"task {task_id(task_arn)} does not log to CloudWatch (no awslogs driver): its output cannot be "
+                "read; set configure_cloudwatch_logs in the pool"
+            )
+        awslogs, container = found
+        stream = awslogs.stream(container, task_id(task_arn), self.region)
+        if stream is None:  # no stream prefix, and the container has no Docker id yet
+            return JobLogs(elsewhere=tail_command(awslogs.group, awslogs.region or self.region))
+        try:
+            lines = self._read(stream, tail)
+        except SubmissionError as exc:
+            if exc.code == "ResourceNotFoundException":
+                return JobLogs()
+            logger.warning("cannot read %s/%s: %s", stream.group, stream.stream, exc)
+            return JobLogs(elsewhere=stream.tail_command())
+        return JobLogs(lines=tuple(mask_secrets("\n".join(lines), _known_secrets(task)).splitlines()))
+
+    def _awslogs_of(self, task: Mapping[str, Any]) -> tuple[AwsLogs, Mapping[str, Any]] | None:
+        """The awslogs configuration of the flow's container and that container, if its output goes to CloudWatch."""
+        container = flow_container(task)
+        definition_arn = str(task.get("taskDefinitionArn", ""))
+        if container is None or not definition_arn:
+            return None
+        name = str(container.get("name"))
+
+        def look_up() -> AwsLogs | None:
+            action, operation = "ecs:DescribeTaskDefinition", self._ecs.describe_task_definition
+            return awslogs_of(self._call(action, operation, taskDefinition=definition_arn)["taskDefinition"], name)
+
+        awslogs = self._awslogs.get_or_compute((definition_arn, name), look_up)
+        return (awslogs, container) if awslogs else None
+
+    def _read(self, stream: LogStream, tail: int | None) -> list[str]:
+        if self._make_logs is None:
+            raise ConfigurationError("this backend has no CloudWatch Logs client")
+        with AWS_ERRORS.translated("logs:GetLogEvents"):
+            return read_lines(self._make_logs(), stream, tail)
 
     def cancel(self, infrastructure_pid: str) -> None:
         """StopTask. A task already stopped, unknown to ECS, or gone with its cluster counts as stopped."""
@@ -273,6 +369,18 @@ class EcsBackend:
         with AWS_ERRORS.translated(action):
             response: dict[str, Any] = operation(**kwargs)
         return response
+
+
+def _known_secrets(task: Mapping[str, Any]) -> list[str]:
+    """The orchestrator's credentials as the task's env overrides and this function's environment hold them."""
+    overrides = task.get("overrides") or {}
+    values = [
+        str(pair.get("value", ""))
+        for container in overrides.get("containerOverrides") or []
+        for pair in container.get("environment") or []
+        if pair.get("name") in CREDENTIAL_ENV
+    ]
+    return [*values, *(os.environ[name] for name in CREDENTIAL_ENV if os.environ.get(name))]
 
 
 def _filter(name: str, value: str) -> dict[str, Any]:

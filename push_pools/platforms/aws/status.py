@@ -5,7 +5,9 @@ The same reading serves DescribeTasks answers and "ECS Task State Change" events
 - PROVISIONING, PENDING, ACTIVATING → STARTING; RUNNING and the steps down to STOPPED → RUNNING.
 - STOPPED with stop code TaskFailedToStart → FAILED, with ECS's reason (an image that cannot be pulled, a
   secret that cannot be read, no capacity); UserInitiated (StopTask) → CANCELLED; otherwise the exit code of the
-  flow's container decides: 0 → SUCCEEDED, anything else (or none) → FAILED with the code and the reason.
+  flow's container decides: 0 → SUCCEEDED, anything else (or none) → FAILED with the code, the stop code, ECS's
+  reason and the container's (`EssentialContainerExited: Essential container in task exited; container prefect:
+  OutOfMemoryError`).
 - The flow's container is the one named by the task's first container override (push-pools always puts it
   first), else the only container, else the one named "prefect", else the first.
 """
@@ -60,12 +62,20 @@ def task_status(task: Mapping[str, Any]) -> InfrastructureStatus:
     exit_code = container.get("exitCode") if container else None
     if exit_code == 0:
         return InfrastructureStatus(state=InfrastructureState.SUCCEEDED, exit_code=0)
-    details = [str(part) for part in (reason, container.get("reason") if container else None) if part]
     return InfrastructureStatus(
         state=InfrastructureState.FAILED,
         exit_code=exit_code if isinstance(exit_code, int) else None,
-        message="; ".join(details) or "ECS task stopped without an exit code",
+        message=stop_reasons(task, container) or "ECS task stopped without an exit code",
     )
+
+
+def stop_reasons(task: Mapping[str, Any], container: Mapping[str, Any] | None) -> str:
+    """ECS's account of a stop: `stopCode: stoppedReason; container NAME: reason`, the parts it gave."""
+    stop_code, reason = task.get("stopCode"), task.get("stoppedReason")
+    parts = [": ".join(str(part) for part in (stop_code, reason) if part)]
+    if container and container.get("reason"):
+        parts.append(f"container {container.get('name')}: {container['reason']}")
+    return "; ".join(part for part in parts if part)
 
 
 def flow_container(task: Mapping[str, Any]) -> Mapping[str, Any] | None:

@@ -9,8 +9,9 @@ EventBridge sends an "ECS Task State Change" whenever a task of the cluster chan
   takes the event only if the task carries the run's current idempotency key and has stopped: ECS starts one
   task per key, so that task is the run's, and its end must not be lost (the tick does not poll ECS);
 - the task's state is applied with `Dispatcher.report_infrastructure`: a task that failed to start or exited
-  non-zero → CRASHED with the stop reason; exit 0 → COMPLETED where the orchestrator does not report flow states
-  itself; RUNNING → RUNNING likewise. Terminal states are sticky, so repeated or late events change nothing.
+  non-zero → CRASHED with the stop reasons (and the last lines of its CloudWatch output); exit 0 → COMPLETED where
+  the orchestrator does not report flow states itself; RUNNING → RUNNING likewise. Terminal states are sticky, so
+  repeated or late events change nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 from push_pools.dispatcher import Dispatcher
 from push_pools.errors import ConfigurationError, NotFoundError, PayloadError
 from push_pools.models import FlowRun, InfrastructureState, InfrastructureStatus
+from push_pools.platforms.aws.backend import EcsBackend
 from push_pools.platforms.aws.request import STARTED_BY_PREFIX
 from push_pools.platforms.aws.status import parse_infrastructure_id, task_id, task_status
 
@@ -74,10 +76,21 @@ def apply_task_event(dispatcher: Dispatcher, event: Mapping[str, Any]) -> dict[s
     reason = _not_the_runs(run, parsed)
     if reason is not None:
         return answer | {"status": "ignored", "reason": reason}
-    changed = dispatcher.report_infrastructure(run, parsed.status)
+    status = parsed.status
+    if status.state is InfrastructureState.FAILED:
+        status = _with_output_tail(dispatcher, status, event["detail"])
+    changed = dispatcher.report_infrastructure(run, status)
     if changed:
         logger.info("run %s: task %s is %s", run.id, parsed.task_arn, parsed.status.state)
     return answer | {"status": "applied", "infrastructure": str(parsed.status.state), "changed": changed}
+
+
+def _with_output_tail(
+    dispatcher: Dispatcher, status: InfrastructureStatus, task: Mapping[str, Any]
+) -> InfrastructureStatus:
+    """The failure with the task's last output lines, read by the dispatcher's ECS backend (see `EcsBackend`)."""
+    backend = dispatcher.backends.for_type("ecs")
+    return backend.with_output_tail(status, task) if isinstance(backend, EcsBackend) else status
 
 
 def _not_the_runs(run: FlowRun, event: TaskEvent) -> str | None:

@@ -164,8 +164,7 @@ class ProcessBackend:
         if path is None or not path.exists():
             raise ConfigurationError(f"process {pid} has no output file under {self.runs_dir}")
         text = mask_secrets(path.read_bytes().decode(errors="replace"), self._known_secrets(pid))
-        lines = tuple(text.splitlines())
-        return JobLogs(lines=lines if tail is None else lines[-tail:] if tail > 0 else ())
+        return JobLogs(lines=tuple(text.splitlines())).last(tail)
 
     def _failure_evidence(self, pid: int) -> str | None:
         """Why the run failed, as far as its directory tells: the start error, else its output's last lines."""

@@ -75,6 +75,12 @@ data "aws_iam_policy_document" "function" {
   }
 
   statement {
+    sid       = "ReadTheTasksOutput"
+    actions   = ["logs:GetLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.tasks.arn}:*"]
+  }
+
+  statement {
     sid     = "TagTasksAsTheyStart"
     actions = ["ecs:TagResource"]
     resources = concat(

@@ -1,7 +1,8 @@
 """The function's IAM grants (terraform/modules/aws/iam.tf) equal the AWS calls its code makes, plus the actions AWS
 authorises on its behalf. The calls are recorded while the function goes through every path it has: cold start,
-webhook (registering, discovering the default VPC, running), a delayed submission, the queue, the tick, a task
-event, status and cancellation. Every test of this directory also checks its own calls stay within the grants."""
+webhook (registering, discovering the default VPC, running), a delayed submission, the queue, the tick, task
+events (one a crash, whose CloudWatch output is read), status and cancellation. Every test of this directory also
+checks its own calls stay within the grants."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ IMPLIED = {
 """Granted actions no boto3 call of ours makes: AWS authorises them for the function, each for the reason given."""
 
 SECRET = "whsec-iam-test"
+TASKS_LOG_GROUP = "/push-pools/test/tasks"
 
 
 def test_the_module_grants_exactly_what_the_code_calls_and_aws_implies(
@@ -57,7 +59,13 @@ def exercise_every_path(aws: AwsWorld, tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv(QUEUE_URL, aws.client("sqs").create_queue(QueueName="runs")["QueueUrl"])
     monkeypatch.delenv("PREFECT_API_KEY", raising=False)
     store = LocalStore(tmp_path / "home" / "store.db")
-    store.save_pool(WorkPool(name="ecs-pool", type="ecs", base_job_template=ecs_template()))
+    aws.client("logs").create_log_group(logGroupName=TASKS_LOG_GROUP)
+    template = ecs_template(
+        execution_role_arn="arn:aws:iam::123456789012:role/push-pools-task-execution",
+        configure_cloudwatch_logs=True,
+        cloudwatch_logs_options={"awslogs-group": TASKS_LOG_GROUP, "awslogs-create-group": "false"},
+    )  # the module's pool defaults: the tasks log to CloudWatch, so a crash reads their output's tail
+    store.save_pool(WorkPool(name="ecs-pool", type="ecs", base_job_template=template))
     deployment = store.save_deployment(Deployment(id=str(uuid.uuid4()), name="d", pool_name="ecs-pool", image=IMAGE))
     function = LambdaFunction.from_environment(os.environ, aws.session)
 
@@ -82,6 +90,11 @@ def exercise_every_path(aws: AwsWorld, tmp_path: Path, monkeypatch: pytest.Monke
     pid = store.get_run(first).infrastructure_pid or ""
     task_arn = parse_infrastructure_id(pid)[1]
     function(task_event(aws, task_arn), None)
+    crashed = moto_task(task_arn)
+    crashed.last_status = crashed.desired_status = "STOPPED"
+    crashed.containers[0].exitCode = 1
+    function(task_event(aws, task_arn, stop_code="EssentialContainerExited"), None)
+    assert store.get_run(first).state.type is StateType.CRASHED
     function.dispatcher.backends.for_type("ecs").status(pid)
     store.request_cancellation(ticked)
     function(load_fixture("scheduler_tick.json"), None)

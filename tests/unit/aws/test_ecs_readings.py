@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError, NoCredenti
 from push_pools.errors import ConfigurationError, PermanentSubmissionError, TransientSubmissionError
 from push_pools.models import InfrastructureState
 from push_pools.platforms.aws.errors import failures_error, translate
+from push_pools.platforms.aws.logs import LogStream, awslogs_of, tail_command
 from push_pools.platforms.aws.pacing import LaunchPacer
 from push_pools.platforms.aws.status import infrastructure_id, parse_infrastructure_id, task_id, task_status
 from tests.unit.aws.conftest import fixture
@@ -55,6 +56,25 @@ def test_a_failure_to_start_says_why() -> None:
         task(stopCode="TaskFailedToStart", stoppedReason="CannotPullContainerError: pull access denied", containers=[])
     )
     assert status.message == "ECS task failed to start: CannotPullContainerError: pull access denied"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (
+            {"containers": [{"name": "prefect", "exitCode": 137, "reason": "OutOfMemoryError: Container killed"}]},
+            "EssentialContainerExited: Essential container in task exited; container prefect: OutOfMemoryError: "
+            "Container killed",
+        ),
+        (
+            {"stopCode": "SpotInterruption", "stoppedReason": "Your Spot Task was interrupted.", "containers": []},
+            "SpotInterruption: Your Spot Task was interrupted.",
+        ),
+        ({"stopCode": None, "stoppedReason": None, "containers": [{"name": "prefect"}]}, "ECS task stopped without"),
+    ],
+)
+def test_a_failure_names_the_stop_code_and_both_reasons(fields: dict[str, Any], message: str) -> None:
+    assert (task_status(task(**fields)).message or "").startswith(message)
 
 
 def test_infrastructure_ids() -> None:
@@ -183,3 +203,57 @@ def test_pacing_ends_after_a_quiet_spell() -> None:
     time.now += 2.01
     assert not pacer.pacing
     assert pacer.wait_for_slot() is False
+
+
+def definition(options: dict[str, str] | None, driver: str = "awslogs") -> dict[str, Any]:
+    configuration = {"logDriver": driver, "options": options} if options is not None else None
+    return {"containerDefinitions": [{"name": "other"}, {"name": "prefect", "logConfiguration": configuration}]}
+
+
+@pytest.mark.parametrize(
+    ("task_definition", "container", "stream"),
+    [
+        (
+            definition({"awslogs-group": "/g", "awslogs-stream-prefix": "p", "awslogs-region": "eu-west-1"}),
+            {"name": "prefect"},
+            LogStream("/g", "p/prefect/t1", "eu-west-1"),
+        ),
+        (
+            definition({"awslogs-group": "/g", "awslogs-stream-prefix": "p"}),
+            {"name": "prefect"},
+            LogStream("/g", "p/prefect/t1", "us-east-1"),
+        ),
+        (
+            definition({"awslogs-group": "/g"}),
+            {"name": "prefect", "runtimeId": "d0c4e7"},
+            LogStream("/g", "d0c4e7", "us-east-1"),
+        ),
+        (definition({"awslogs-group": "/g"}), {"name": "prefect"}, None),
+    ],
+)
+def test_the_stream_of_a_tasks_container_follows_the_awslogs_driver(
+    task_definition: dict[str, Any], container: dict[str, Any], stream: LogStream | None
+) -> None:
+    awslogs = awslogs_of(task_definition, "prefect")
+    assert awslogs is not None
+    assert awslogs.stream(container, "t1", "us-east-1") == stream
+
+
+@pytest.mark.parametrize(
+    "task_definition",
+    [
+        definition(None),
+        definition({"awslogs-group": "/g"}, driver="splunk"),
+        definition({}),
+        {"containerDefinitions": []},
+    ],
+)
+def test_a_container_without_awslogs_has_no_stream(task_definition: dict[str, Any]) -> None:
+    assert awslogs_of(task_definition, "prefect") is None
+
+
+def test_the_tail_command_quotes_what_it_names() -> None:
+    assert LogStream("/g", "p/prefect/t1", "us-east-1").tail_command() == (
+        "aws logs tail /g --log-stream-names p/prefect/t1 --region us-east-1 --follow"
+    )
+    assert tail_command("/my group", None) == "aws logs tail '/my group' --follow"
