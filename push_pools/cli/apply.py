@@ -77,9 +77,9 @@ def apply(file: Annotated[Path, typer.Argument(help="A YAML or JSON file of pool
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ConfigurationError(f"{file}: {problems}") from None
     for pool_spec in spec.pools:
-        console.print(f"pool {pool_spec.name}: {_apply_pool(pool_spec, file.parent)}")
+        console.print(f"pool {pool_spec.name}: {_apply_pool(pool_spec, file.parent)}", markup=False)
     for deployment_spec in spec.deployments:
-        console.print(f"deployment {deployment_spec.name}: {_apply_deployment(deployment_spec)}")
+        console.print(f"deployment {deployment_spec.name}: {_apply_deployment(deployment_spec)}", markup=False)
 
 
 def _apply_pool(spec: PoolSpec, base_dir: Path) -> str:

@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from push_pools.cli import context
 from push_pools.cli.output import (
@@ -58,7 +59,9 @@ def create(
         job_variables=parse_json_object(job_variables, "--job-variables"),
     )
     saved = save_deployment(deployment)
-    console.print(f"Saved deployment [bold]{saved.name}[/bold] in pool {saved.pool_name} (id {saved.id}).")
+    console.print(
+        f"Saved deployment [bold]{escape(saved.name)}[/bold] in pool {escape(saved.pool_name)} (id {saved.id})."
+    )
 
 
 @app.command("ls")

@@ -9,6 +9,7 @@ import threading
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from push_pools.cli import context
 from push_pools.cli.output import OutputFormat, OutputOption, console, print_document, print_table
@@ -46,9 +47,9 @@ def dispatch(
     if report.outcomes:
         rows = [(o.flow_run_id, o.status, o.infrastructure_pid or "", o.message or "") for o in report.outcomes]
         print_table("Submissions", ["Run", "Outcome", "Infrastructure", "Message"], rows)
-    console.print(report.summary())
+    console.print(report.summary(), markup=False)
     for error in report.errors:
-        console.print(f"[red]error:[/red] {error}")
+        console.print(f"[red]error:[/red] {escape(error)}")
 
 
 def serve(

@@ -13,10 +13,13 @@ from typing import Annotated, Any
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-console = Console(highlight=False)
-errors = Console(stderr=True, highlight=False)
+console = Console(highlight=False, emoji=False)
+errors = Console(stderr=True, highlight=False, emoji=False)
+"""Both print stored text (names, descriptions, messages) only through `escape` or as `Text`: never as markup."""
 
 SECRET_NAME = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|AUTH)", re.IGNORECASE)
 REDACTED = "********"
@@ -49,7 +52,7 @@ def print_document(document: Any, output: OutputFormat) -> None:
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=Text(title), title_justify="left")
     cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
     for index, column in enumerate(columns):
         if column in WHOLE_COLUMNS:
@@ -58,12 +61,12 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
         else:
             table.add_column(column, overflow="fold")
     for row in cells:
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))
     console.print(table)
 
 
 def warn(message: str) -> None:
-    errors.print(f"[yellow]Warning:[/yellow] {message}")
+    errors.print(f"[yellow]Warning:[/yellow] {escape(message)}")
 
 
 def redact(document: Any) -> Any:

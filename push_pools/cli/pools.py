@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from push_pools.backends import default_base_job_template, pool_type, pool_type_names
 from push_pools.backends.kit import secrets
@@ -108,13 +109,13 @@ def inspect(name: str, output: OutputOption = OutputFormat.TABLE) -> None:
     if output is not OutputFormat.TABLE:
         print_document(_pool_document(pool, now), output)
         return
-    console.print(f"[bold]Work pool {pool.name}[/bold] ({pool.type})")
+    console.print(f"[bold]Work pool {escape(pool.name)}[/bold] ({escape(pool.type)})")
     console.print(f"  status:            {pool.status(now, context.settings().tick_interval)}")
     console.print(f"  last tick:         {ago(pool.last_tick_at, now)}")
     console.print(f"  paused:            {'yes' if pool.is_paused else 'no'}")
     console.print(f"  concurrency limit: {_limit(pool.concurrency_limit)}")
     if pool.description:
-        console.print(f"  description:       {pool.description}")
+        console.print(f"  description:       {escape(pool.description)}")
     properties = pool.base_job_template.get("variables", {}).get("properties", {})
     rows = [(var, spec.get("type", ""), redact({var: spec.get("default")})[var]) for var, spec in properties.items()]
     print_table("Variables", ["Name", "Type", "Default"], rows)

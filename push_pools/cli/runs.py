@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from push_pools.backends import backend_module
 from push_pools.backends.base import Backend, JobLogsReader
@@ -74,7 +75,7 @@ def run(
     if output is not OutputFormat.TABLE:
         print_document(redact(flow_run.model_dump(mode="json")), output)
     else:
-        message = f"Scheduled run [bold]{flow_run.name}[/bold] ({flow_run.id}) for {_when(flow_run, now)}."
+        message = f"Scheduled run [bold]{escape(flow_run.name)}[/bold] ({flow_run.id}) for {_when(flow_run, now)}."
         console.print(message, soft_wrap=True)
     if watch:
         final = watch_run(flow_run, watch_interval, watch_timeout)
@@ -91,13 +92,12 @@ def watch_run(flow_run: FlowRun, interval: float, timeout: float | None) -> Flow
         flow_run = catalog.get_run(flow_run.id)
         if flow_run.state.type is not seen:
             seen = flow_run.state.type
-            errors.print(
-                f"Run {flow_run.name}: {seen}" + (f" ({flow_run.state.message})" if flow_run.state.message else "")
-            )
+            message = f" ({flow_run.state.message})" if flow_run.state.message else ""
+            errors.print(escape(f"Run {flow_run.name}: {seen}{message}"))
         if seen.is_terminal:
             return flow_run
         if deadline is not None and time.monotonic() >= deadline:
-            errors.print(f"Stopped watching run {flow_run.name} after {timeout:g} s: it is {seen}.")
+            errors.print(escape(f"Stopped watching run {flow_run.name} after {timeout:g} s: it is {seen}."))
             return flow_run
         time.sleep(interval)
 
@@ -133,15 +133,15 @@ def inspect(flow_run_id: str, output: OutputOption = OutputFormat.TABLE) -> None
         print_document(redact(flow_run.model_dump(mode="json")), output)
         return
     now = datetime.now(UTC)
-    console.print(f"[bold]Flow run {flow_run.name}[/bold] ({flow_run.id})")
-    console.print(f"  pool:           {flow_run.pool_name}")
-    console.print(f"  deployment:     {flow_run.deployment_name or ''}")
-    console.print(f"  state:          {flow_run.state.type} {flow_run.state.message or ''}")
-    console.print(f"  expected start: {_when(flow_run, now)}")
-    console.print(f"  infrastructure: {flow_run.infrastructure_pid or 'none'}")
-    console.print(f"  attempt:        {flow_run.attempt}")
+    console.print(f"[bold]Flow run {escape(flow_run.name)}[/bold] ({escape(flow_run.id)})")
+    console.print(f"  pool:           {flow_run.pool_name}", markup=False)
+    console.print(f"  deployment:     {flow_run.deployment_name or ''}", markup=False)
+    console.print(f"  state:          {flow_run.state.type} {flow_run.state.message or ''}", markup=False)
+    console.print(f"  expected start: {_when(flow_run, now)}", markup=False)
+    console.print(f"  infrastructure: {flow_run.infrastructure_pid or 'none'}", markup=False)
+    console.print(f"  attempt:        {flow_run.attempt}", markup=False)
     if flow_run.job_variables:
-        console.print(f"  job variables:  {json.dumps(redact(flow_run.job_variables))}")
+        console.print(f"  job variables:  {json.dumps(redact(flow_run.job_variables))}", markup=False)
     rows = [(s.timestamp.isoformat(timespec="seconds"), s.type, s.message or "") for s in flow_run.state_history]
     print_table("State history", ["Time", "State", "Message"], rows)
 
@@ -153,10 +153,12 @@ def cancel(flow_run_id: str) -> None:
     catalog = context.catalog()
     flow_run = catalog.get_run(flow_run_id)
     if flow_run.state.type.is_terminal:
-        console.print(f"Run {flow_run.name} had already finished ({flow_run.state.type}): nothing to cancel.")
+        console.print(
+            f"Run {flow_run.name} had already finished ({flow_run.state.type}): nothing to cancel.", markup=False
+        )
         return
     flow_run = catalog.request_cancellation(flow_run_id)
-    console.print(f"Run {flow_run.name} is {flow_run.state.type}.")
+    console.print(f"Run {flow_run.name} is {flow_run.state.type}.", markup=False)
 
 
 @app.command()

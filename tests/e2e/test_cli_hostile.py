@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from push_pools.backends import default_base_job_template
+from push_pools.cli import output
 from push_pools.errors import OrchestratorError
-from push_pools.models import Deployment, WorkPool
+from push_pools.models import Deployment, StateType, WorkPool
 from push_pools.orchestrators.local import LocalStore
 from push_pools.settings import Settings
 from tests.e2e.test_cli import Cli, cli, fails, ok, pool
@@ -76,3 +77,27 @@ def _pool() -> WorkPool:
 
 def _deployment() -> Deployment:
     return Deployment(id="d-1", name="hello", pool_name="local", command="echo hi")
+
+
+MARKUP = "[/oops] [bold]kept[/bold] :smile:"
+
+
+def test_stored_text_is_printed_as_it_is_never_read_as_markup(
+    cli: Cli, pool: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(output.console, "width", 200)  # whole cells, whatever the worker's terminal
+    ok(cli("update", pool, "--description", MARKUP))
+    assert MARKUP in ok(cli("inspect", pool)).out
+    ok(cli("deployment", "create", "odd", "--pool", pool, "--command", "[/x] [bold]cmd[/bold]"))
+    assert "[/x] [bold]cmd[/bold]" in ok(cli("deployment", "ls")).out
+    assert "[/x] [bold]cmd[/bold]" in ok(cli("deployment", "inspect", "odd")).out
+    run_id = ok(cli("run", "odd", "-o", "json")).json()["id"]
+    ok(cli("dispatch"))
+    ok(cli("runs", "logs", run_id, "--follow", "--interval", "0.01"))
+    assert "[/x]" in ok(cli("dispatch")).out + ok(cli("runs", "ls")).out
+    later = ok(cli("run", "odd", "--in", "1h", "-o", "json")).json()["id"]
+    store = LocalStore(Settings().store_path)
+    assert store.set_state(store.get_run(later), StateType.SCHEDULED, MARKUP)
+    assert MARKUP in ok(cli("runs", "ls")).out
+    inspected = ok(cli("runs", "inspect", later)).out
+    assert inspected.count(MARKUP) == 2, "in the state line and in the history"
