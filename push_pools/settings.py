@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     )
     max_parallel_submissions: int = Field(default=8, ge=1, description="Runs submitted at once by one tick.")
     tick_batch_size: int = Field(default=200, ge=1, description="Most due runs one tick takes from one pool.")
+    run_retention_seconds: float = Field(
+        default=30 * 24 * 3600.0,
+        ge=0,
+        description="The embedded store deletes runs that ended (COMPLETED, FAILED, CRASHED, CANCELLED) longer ago "
+        "than this, with their state history: the tick deletes up to 1,000 a time. 0 or `never` keeps them all.",
+    )
     process_cancel_grace_seconds: float = Field(
         default=10.0,
         ge=0,
@@ -109,6 +115,16 @@ class Settings(BaseSettings):
         description="Cloud Run locations whose idle push-pools jobs the tick deletes, as a JSON list "
         '(["projects/P/locations/us-central1"]); locations this instance used are swept as well.',
     )
+
+    @field_validator("run_retention_seconds", mode="before")
+    @classmethod
+    def _never_is_zero(cls, value: object) -> object:
+        return 0 if isinstance(value, str) and value.strip().lower() == "never" else value
+
+    @property
+    def run_retention(self) -> timedelta | None:
+        """How long ended runs are kept; None: forever."""
+        return timedelta(seconds=self.run_retention_seconds) if self.run_retention_seconds else None
 
     @property
     def tick_interval(self) -> timedelta:

@@ -4,6 +4,8 @@ For each pool: remember that the executor ran (the pool shows READY), stop the i
 read the state of running infrastructure that sends no events (and of infrastructure that does, once it has been
 silent for `event_silence_timeout_seconds`, in case an event was lost), resubmit orphans (PENDING with no infrastructure
 for longer than the orphan timeout), then submit due runs, several at once, within the pool's concurrency limit.
+Then each backend sweeps what it left behind, and the store deletes up to `PRUNE_PER_TICK` runs that ended longer
+ago than `run_retention_seconds`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ logger = logging.getLogger("push_pools.tick")
 
 T = TypeVar("T")
 
+PRUNE_PER_TICK = 1000
+"""Most ended runs one tick deletes (`PUSH_POOL_RUN_RETENTION_SECONDS`): a backlog is pruned over several ticks."""
+
 
 @dataclass
 class TickReport:
@@ -36,6 +41,7 @@ class TickReport:
     cancelled: int = 0
     state_changes: int = 0
     swept: int = 0
+    pruned: int = 0
     errors: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
@@ -46,7 +52,7 @@ class TickReport:
         counts = ", ".join(f"{count} {status}" for status, count in sorted(self.counts().items()))
         return (
             f"{len(self.pools)} pool(s): {counts or 'no runs due'}; {self.state_changes} state change(s), "
-            f"{self.cancelled} cancelled, {self.swept} swept, {len(self.errors)} error(s)"
+            f"{self.cancelled} cancelled, {self.swept} swept, {self.pruned} pruned, {len(self.errors)} error(s)"
         )
 
 
@@ -61,6 +67,7 @@ def tick(dispatcher: Dispatcher, pool_name: str | None = None) -> TickReport:
         _guarded(report, f"pool {pool.name!r}", partial(_tick_pool, dispatcher, pool, now, report))
     for backend in dispatcher.backends.built():
         _guarded(report, f"{backend.pool_type} sweep", partial(_add_swept, report, backend, now))
+    _guarded(report, "pruning ended runs", partial(_prune, dispatcher, now, report))
     return report
 
 
@@ -105,6 +112,12 @@ def _tick_pool(dispatcher: Dispatcher, pool: WorkPool, now: datetime, report: Ti
 
 def _add_swept(report: TickReport, backend: Backend, now: datetime) -> None:
     report.swept += backend.sweep(now)
+
+
+def _prune(dispatcher: Dispatcher, now: datetime, report: TickReport) -> None:
+    retention = dispatcher.settings.run_retention
+    if retention is not None:
+        report.pruned += dispatcher.orchestrator.prune_runs(now - retention, PRUNE_PER_TICK)
 
 
 def _guarded(report: TickReport, what: str, action: Callable[[], T]) -> T | None:

@@ -39,6 +39,7 @@ def dispatch(
                 "state_changes": report.state_changes,
                 "cancelled": report.cancelled,
                 "swept": report.swept,
+                "pruned": report.pruned,
                 "errors": report.errors,
             },
             output,

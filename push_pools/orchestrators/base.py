@@ -100,6 +100,14 @@ class Orchestrator(Protocol):
         """Remember that the executor served this pool now (a worker heartbeat, in Prefect's words)."""
         ...
 
+    def prune_runs(self, ended_before: datetime, limit: int) -> int:
+        """Delete at most `limit` runs that ended before `ended_before`, with their history; how many.
+
+        Only a store that keeps runs for push-pools alone prunes them: Prefect's server keeps its own (its
+        db_vacuum service prunes them there), so the Prefect orchestrator deletes nothing.
+        """
+        ...
+
     def run_environment(self, run: FlowRun) -> RunEnvironment:
         """Env, labels and default command the run's job gets from its orchestrator."""
         ...

@@ -12,7 +12,7 @@ from push_pools.models import Deployment, FlowRun, State, WorkPool
 SCHEMA_VERSION = 3
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: ("ALTER TABLE flow_runs ADD COLUMN tags TEXT NOT NULL DEFAULT '[]'",),
-    3: (),  # the listing indexes: SCHEMA's CREATE INDEX IF NOT EXISTS adds them to any older store
+    3: (),  # the listing and retention indexes: SCHEMA's CREATE INDEX IF NOT EXISTS adds them to any older store
 }
 """What turns a store of the version before each key into one of that version (SCHEMA runs after them)."""
 SCHEMA = """
@@ -62,6 +62,7 @@ CREATE INDEX IF NOT EXISTS flow_runs_by_pool_start ON flow_runs (pool_name, expe
 CREATE INDEX IF NOT EXISTS flow_runs_by_state_start ON flow_runs (state_type, expected_start_time);
 CREATE INDEX IF NOT EXISTS flow_runs_by_pool_state_change ON flow_runs (pool_name, state_type, state_timestamp);
 CREATE INDEX IF NOT EXISTS flow_runs_by_deployment ON flow_runs (deployment_id);
+CREATE INDEX IF NOT EXISTS flow_runs_by_state_change ON flow_runs (state_type, state_timestamp);
 CREATE TABLE IF NOT EXISTS flow_run_states (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     flow_run_id TEXT NOT NULL REFERENCES flow_runs(id) ON DELETE CASCADE,

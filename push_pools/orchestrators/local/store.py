@@ -41,6 +41,9 @@ from push_pools.orchestrators.local.schema import (
 )
 
 _ACTIVE_SQL = "(" + ", ".join(f"'{state}'" for state in sorted(ACTIVE_STATES)) + ")"
+_TERMINAL_SQL = "(" + ", ".join(f"'{state}'" for state in sorted(TERMINAL_STATES)) + ")"
+PRUNE_CHUNK = 100
+"""Most runs one pruning transaction deletes: other writers never wait behind a long delete."""
 
 
 class LocalStore:
@@ -358,6 +361,23 @@ class LocalStore:
                 only_from={StateType.PENDING, StateType.RUNNING},
             )
         return self.get_run(flow_run_id)
+
+    def prune_runs(self, ended_before: datetime, limit: int) -> int:
+        """Delete at most `limit` runs that ended before `ended_before`, with their state history (the foreign
+        key cascades), `PRUNE_CHUNK` runs per transaction; how many were deleted."""
+        pruned = 0
+        while pruned < limit:
+            chunk = min(PRUNE_CHUNK, limit - pruned)
+            with self._write() as db:
+                deleted = db.execute(
+                    "DELETE FROM flow_runs WHERE id IN (SELECT id FROM flow_runs "
+                    f"WHERE state_type IN {_TERMINAL_SQL} AND state_timestamp < ? LIMIT ?)",
+                    (ended_before.timestamp(), chunk),
+                ).rowcount
+            pruned += deleted
+            if deleted < chunk:
+                break
+        return pruned
 
     def run_environment(self, run: FlowRun) -> RunEnvironment:
         env = {
