@@ -31,8 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from push_pools.backends import pool_type
 from push_pools.cli import context
 from push_pools.cli.deployments import save_deployment
+from push_pools.cli.documents import load_document
 from push_pools.cli.output import console
-from push_pools.cli.parsing import load_document
 from push_pools.cli.pools import build_template
 from push_pools.errors import ConfigurationError, NotFoundError
 from push_pools.models import NAME_PATTERN, Deployment, WorkPool

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 
+from push_pools.cli.documents import load_document, parse_json_text
 from push_pools.errors import ConfigurationError
 
 _DURATION = re.compile(r"([0-9]{1,9}(?:\.[0-9]{1,9})?)([smhd])")
@@ -21,11 +21,14 @@ LATEST = datetime.max.replace(tzinfo=UTC)
 
 
 def parse_value(text: str) -> Any:
-    """A `--set` value: JSON when it parses as JSON (`4096`, `true`, `{"a": 1}`), otherwise the text itself."""
+    """A `--set` value: JSON when it parses as JSON (`4096`, `true`, `{"a": 1}`), otherwise the text itself; JSON
+    over the document limits (too deep, a number too long) is an error."""
     try:
         return json.loads(text)
     except json.JSONDecodeError:
         return text
+    except (ValueError, RecursionError):
+        return parse_json_text(text, f"value {text[:20]!r}…")
 
 
 def parse_assignments(assignments: list[str], option: str = "--set") -> dict[str, Any]:
@@ -58,28 +61,10 @@ def parse_json_object(text: str | None, what: str) -> dict[str, Any]:
     """A JSON object given inline or as @FILE (JSON or YAML)."""
     if text is None:
         return {}
-    if text.startswith("@"):
-        document = load_document(Path(text[1:]))
-    else:
-        try:
-            document = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigurationError(f"{what} is not valid JSON: {exc}") from None
+    document = load_document(Path(text[1:])) if text.startswith("@") else parse_json_text(text, what)
     if not isinstance(document, dict):
         raise ConfigurationError(f"{what} must be a JSON object")
     return document
-
-
-def load_document(path: Path) -> Any:
-    """A JSON or YAML file's content."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigurationError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from None
 
 
 def parse_duration(text: str, option: str = "--in") -> timedelta:

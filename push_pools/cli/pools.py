@@ -15,6 +15,7 @@ from rich.markup import escape
 from push_pools.backends import default_base_job_template, pool_type, pool_type_names
 from push_pools.backends.kit import secrets
 from push_pools.cli import context
+from push_pools.cli.documents import load_document
 from push_pools.cli.output import (
     OutputFormat,
     OutputOption,
@@ -26,7 +27,7 @@ from push_pools.cli.output import (
     redact,
     warn,
 )
-from push_pools.cli.parsing import load_document, parse_assignments, parse_json_object, parse_limit
+from push_pools.cli.parsing import parse_assignments, parse_json_object, parse_limit
 from push_pools.dispatcher import Backends, Dispatcher
 from push_pools.errors import ConfigurationError
 from push_pools.models import FlowRun, State, StateType, WorkPool

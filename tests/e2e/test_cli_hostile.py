@@ -101,3 +101,57 @@ def test_stored_text_is_printed_as_it_is_never_read_as_markup(
     assert MARKUP in ok(cli("runs", "ls")).out
     inspected = ok(cli("runs", "inspect", later)).out
     assert inspected.count(MARKUP) == 2, "in the state line and in the history"
+
+
+BILLION_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(9)
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("laughs.yaml", BILLION_LAUGHS, "YAML aliases (*a) are not accepted"),
+        ("recursive.yaml", "a: &a [*a]\n", "YAML aliases (*a) are not accepted"),
+        ("deep.yaml", "[" * 5000 + "]" * 5000, "nested deeper than 64 levels"),
+        ("deep.json", "[" * 5000 + "]" * 5000, "nested deeper than 64 levels"),
+        ("deeper.json", "[" * 100_000 + "]" * 100_000, "nested deeper than 64 levels"),
+        ("latin1.yaml", b"description: caf\xe9\n", "is not UTF-8 text"),
+        ("huge.json", b" " * (4 * 1024 * 1024 + 1), "is larger than 4 MiB"),
+        ("long-number.json", '{"cpu": ' + "1" * 5000 + "}", "is not valid JSON"),
+        ("long-number.yaml", "cpu: " + "1" * 5000, "is not valid YAML"),
+    ],
+)
+def test_every_file_the_cli_reads_is_read_within_limits(
+    cli: Cli, deployment: str, tmp_path: Path, name: str, content: str | bytes, message: str
+) -> None:
+    file = tmp_path / name
+    if isinstance(content, bytes):
+        file.write_bytes(content)
+    else:
+        file.write_text(content)
+    for args in (
+        ("create", "other", "--type", "process", "--base-job-template", str(file)),
+        ("update", "local", "--base-job-template", str(file)),
+        ("deployment", "create", "other", "--pool", "local", "-v", f"@{file}"),
+        ("run", deployment, "-v", f"@{file}"),
+        ("preview", "local", "-v", f"@{file}"),
+        ("apply", str(file)),
+    ):
+        result = cli(*args)
+        fails(result, message)
+        assert len(result.err.strip().splitlines()) == 1, result.err
+    assert [p["name"] for p in ok(cli("ls", "-o", "json")).json()] == ["local"]
+    assert ok(cli("runs", "ls", "-o", "json")).json() == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("-v", "[" * 5000 + "]" * 5000), "--job-variables: nested deeper than 64 levels"),
+        (("-v", '{"cpu": ' + "1" * 5000 + "}"), "--job-variables is not valid JSON"),
+        (("--param", "n=" + "1" * 5000), "is not valid JSON"),
+    ],
+)
+def test_inline_json_is_read_within_limits(cli: Cli, deployment: str, args: tuple[str, ...], message: str) -> None:
+    fails(cli("run", deployment, *args), message)
