@@ -1,12 +1,15 @@
-"""The embedded store's SQLite schema, and how its rows become models."""
+"""The embedded store's SQLite schema, how its rows become models, and how a new run becomes a row."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
+from push_pools.errors import OrchestratorError
 from push_pools.models import Deployment, FlowRun, State, WorkPool
 
 SCHEMA_VERSION = 3
@@ -153,4 +156,40 @@ def run_from_row(row: sqlite3.Row, history: Sequence[sqlite3.Row] = ()) -> FlowR
             )
             for h in history
         ],
+    )
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """A run for `create_runs` to schedule: the deployment's, due at `expected_start_time`, with the deployment's
+    parameters overridden by `parameters`."""
+
+    deployment: Deployment
+    expected_start_time: datetime
+    parameters: dict[str, Any] = field(default_factory=dict)
+    tags: Sequence[str] = ()
+    job_variables: dict[str, Any] = field(default_factory=dict)
+
+
+def run_row(run_id: str, new_run: NewRun, now: datetime) -> tuple[Any, ...]:
+    """The `flow_runs` row of a new SCHEDULED run, in `create_runs`' column order."""
+    try:
+        start = timestamp(new_run.expected_start_time)
+    except (ValueError, OverflowError):
+        raise OrchestratorError(
+            f"cannot store a run due at {new_run.expected_start_time}: outside the years 1 to 9999"
+        ) from None
+    deployment = new_run.deployment
+    return (
+        run_id,
+        f"{deployment.name}-{run_id[:8]}",
+        deployment.pool_name,
+        deployment.id,
+        deployment.name,
+        deployment.flow_name,
+        now.timestamp(),
+        start,
+        json.dumps(deployment.parameters | new_run.parameters),
+        json.dumps(new_run.job_variables),
+        json.dumps(list(dict.fromkeys(new_run.tags))),
     )

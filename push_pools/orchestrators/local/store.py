@@ -34,10 +34,11 @@ from push_pools.orchestrators.local.schema import (
     MIGRATIONS,
     SCHEMA,
     SCHEMA_VERSION,
+    NewRun,
     deployment_from_row,
     pool_from_row,
     run_from_row,
-    timestamp,
+    run_row,
 )
 
 _ACTIVE_SQL = "(" + ", ".join(f"'{state}'" for state in sorted(ACTIVE_STATES)) + ")"
@@ -162,26 +163,14 @@ class LocalStore:
 
     def save_deployment(self, deployment: Deployment) -> Deployment:
         """Create a deployment, or update the one with the same name (keeping its id)."""
+        return self.save_deployments([deployment])[0]
+
+    def save_deployments(self, deployments: Sequence[Deployment]) -> list[Deployment]:
+        """`save_deployment` for many, in one transaction: all are saved, or none (the first whose pool is
+        unknown raises NotFoundError)."""
         with self._write() as db:
-            if db.execute("SELECT 1 FROM work_pools WHERE name = ?", (deployment.pool_name,)).fetchone() is None:
-                raise NotFoundError(f"no work pool named {deployment.pool_name!r}")
-            existing = db.execute("SELECT id FROM deployments WHERE name = ?", (deployment.name,)).fetchone()
-            deployment_id = existing[0] if existing else deployment.id
-            db.execute(
-                "INSERT OR REPLACE INTO deployments (id, name, pool_name, flow_name, image, command, parameters, "
-                "job_variables) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    deployment_id,
-                    deployment.name,
-                    deployment.pool_name,
-                    deployment.flow_name,
-                    deployment.image,
-                    deployment.command,
-                    json.dumps(deployment.parameters),
-                    json.dumps(deployment.job_variables),
-                ),
-            )
-        return self.get_deployment(deployment_id)
+            ids = [_put_deployment(db, deployment) for deployment in deployments]
+        return [self.get_deployment(deployment_id) for deployment_id in ids]
 
     def get_deployment(self, deployment_id: str) -> Deployment:
         row = self._db().execute("SELECT * FROM deployments WHERE id = ?", (deployment_id,)).fetchone()
@@ -217,34 +206,26 @@ class LocalStore:
         job_variables: dict[str, Any] | None = None,
         now: datetime,
     ) -> FlowRun:
-        run_id = str(uuid.uuid4())
-        try:
-            start = timestamp(expected_start_time)
-        except (ValueError, OverflowError):
-            raise OrchestratorError(
-                f"cannot store a run due at {expected_start_time}: outside the years 1 to 9999"
-            ) from None
+        new_run = NewRun(deployment, expected_start_time, parameters or {}, tuple(tags), job_variables or {})
+        return self.get_run(self.create_runs([new_run], now=now)[0])
+
+    def create_runs(self, new_runs: Sequence[NewRun], *, now: datetime) -> list[str]:
+        """Schedule many runs in one transaction (all or none, one commit, each statement prepared once); their
+        ids, in order. A time the store cannot hold refuses the whole batch before anything is written."""
+        rows = [run_row(str(uuid.uuid4()), new_run, now) for new_run in new_runs]
         with self._write() as db:
-            db.execute(
+            db.executemany(
                 "INSERT INTO flow_runs (id, name, pool_name, deployment_id, deployment_name, flow_name, state_type, "
                 "state_name, state_timestamp, expected_start_time, parameters, job_variables, tags) "
                 "VALUES (?, ?, ?, ?, ?, ?, 'SCHEDULED', 'Scheduled', ?, ?, ?, ?, ?)",
-                (
-                    run_id,
-                    f"{deployment.name}-{run_id[:8]}",
-                    deployment.pool_name,
-                    deployment.id,
-                    deployment.name,
-                    deployment.flow_name,
-                    now.timestamp(),
-                    start,
-                    json.dumps(deployment.parameters | (parameters or {})),
-                    json.dumps(job_variables or {}),
-                    json.dumps(list(dict.fromkeys(tags))),
-                ),
+                rows,
             )
-            _add_history(db, run_id, StateType.SCHEDULED, None, now)
-        return self.get_run(run_id)
+            db.executemany(
+                "INSERT INTO flow_run_states (flow_run_id, type, name, message, timestamp) "
+                "VALUES (?, 'SCHEDULED', 'Scheduled', NULL, ?)",
+                [(row[0], row[6]) for row in rows],
+            )
+        return [row[0] for row in rows]
 
     def get_run(self, flow_run_id: str) -> FlowRun:
         db = self._db()
@@ -392,6 +373,29 @@ class LocalStore:
             env["PUSH_POOL_DEPLOYMENT_NAME"] = run.deployment_name
             labels["push-pools.io/deployment-name"] = run.deployment_name
         return RunEnvironment(env=env, labels=labels)
+
+
+def _put_deployment(db: sqlite3.Connection, deployment: Deployment) -> str:
+    """Insert or replace a deployment by name (keeping the stored one's id); its id."""
+    if db.execute("SELECT 1 FROM work_pools WHERE name = ?", (deployment.pool_name,)).fetchone() is None:
+        raise NotFoundError(f"no work pool named {deployment.pool_name!r}")
+    existing = db.execute("SELECT id FROM deployments WHERE name = ?", (deployment.name,)).fetchone()
+    deployment_id: str = existing[0] if existing else deployment.id
+    db.execute(
+        "INSERT OR REPLACE INTO deployments (id, name, pool_name, flow_name, image, command, parameters, "
+        "job_variables) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            deployment_id,
+            deployment.name,
+            deployment.pool_name,
+            deployment.flow_name,
+            deployment.image,
+            deployment.command,
+            json.dumps(deployment.parameters),
+            json.dumps(deployment.job_variables),
+        ),
+    )
+    return deployment_id
 
 
 def _listing_query(pool_name: str | None, states: Collection[StateType], limit: int) -> tuple[str, list[Any]]:
