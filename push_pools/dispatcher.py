@@ -50,6 +50,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("push_pools.dispatcher")
 
+_ADOPTED = "adopted infrastructure already started for this run"
+_LOGGED = {SubmissionStatus.SUBMITTED, SubmissionStatus.DEFERRED, SubmissionStatus.CRASHED, SubmissionStatus.REQUEUED}
+"""The outcomes of a submission logged as one INFO line with the run's fields."""
+
 Clock = Callable[[], datetime]
 
 
@@ -164,7 +168,7 @@ class Dispatcher:
             self.orchestrator.set_state(run, StateType.CRASHED, message, only_from={StateType.PENDING})
             return _outcome(run, SubmissionStatus.CRASHED, message, warnings=warnings)
         pid = ref.infrastructure_pid
-        note = "adopted infrastructure already started for this run" if ref.adopted else None
+        note = _ADOPTED if ref.adopted else None
         if not self.orchestrator.record_submission(run, pid, note):
             logger.warning("run %s left PENDING while being submitted; stopping %s", run.id, pid)
             backend.cancel(pid)
@@ -260,6 +264,11 @@ def _outcome(
     due_in_seconds: float | None = None,
     warnings: tuple[str, ...] = (),
 ) -> SubmissionOutcome:
+    if status in _LOGGED:
+        outcome = "adopted" if status is SubmissionStatus.SUBMITTED and message == _ADOPTED else status.value
+        fields = {"pool": run.pool_name, "deployment": run.deployment_name, "attempt": run.attempt}
+        extra = {"flow_run_id": run.id, **fields, "infrastructure_pid": pid, "outcome": outcome}
+        logger.info("run %s: %s%s", run.id, outcome, f" ({message})" if message else "", extra=extra)
     return SubmissionOutcome(
         flow_run_id=run.id,
         status=status,

@@ -335,3 +335,15 @@ def test_preview_builds_the_request_without_submitting(
     assert request["argv"] == ["echo", "hi"]
     assert backend.calls["submit"] == 0
     assert store.get_run(run.id).state.type is StateType.SCHEDULED
+
+
+def test_a_submission_logs_one_line_with_the_run_fields(
+    dispatcher: Dispatcher, schedule_run: ScheduleRun, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = schedule_run()
+    with caplog.at_level("INFO", logger="push_pools.dispatcher"):
+        outcome = dispatcher.submit_run(run.id)
+    (record,) = [r for r in caplog.records if getattr(r, "flow_run_id", None) == run.id]
+    assert record.levelname == "INFO"
+    assert (record.pool, record.attempt, record.outcome) == (run.pool_name, run.attempt, "submitted")
+    assert record.infrastructure_pid == outcome.infrastructure_pid
