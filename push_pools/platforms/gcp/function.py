@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import flask
 import functions_framework
 
+from push_pools import logs
 from push_pools.dispatcher import Dispatcher
 from push_pools.errors import PayloadError
 from push_pools.settings import Settings
@@ -95,6 +96,9 @@ def webhook(request: flask.Request) -> flask.Response:
     """The HTTP function: one webhook request."""
     if request.method != "POST":
         return _flask(error_response(405, f"{request.method} is not allowed; POST a JSON payload", {"Allow": "POST"}))
+    logs.bind_correlation_id(
+        request.headers.get("Function-Execution-Id") or request.headers.get("X-Cloud-Trace-Context")
+    )
     function = current()
     too_large = function.webhook.oversized(request.content_length or 0)
     if too_large is not None:
@@ -107,6 +111,7 @@ def webhook(request: flask.Request) -> flask.Response:
 @functions_framework.cloud_event
 def pubsub(event: CloudEvent) -> None:
     """The CloudEvent function: one Pub/Sub message. Returning acknowledges it; raising refuses it."""
+    logs.bind_correlation_id(event.get("id"))
     try:
         body = pubsub_message(event)
     except PayloadError as exc:
@@ -152,21 +157,6 @@ def _flask(response: HttpResponse) -> flask.Response:
     return flask.Response(response.text(), status=response.status, headers=response.headers)
 
 
-class CloudLoggingFormatter(logging.Formatter):
-    """One JSON line per record with Cloud Logging's `severity`, so levels survive in the function's logs."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {"severity": record.levelname, "message": record.getMessage(), "logger": record.name}
-        if record.exc_info:
-            entry["message"] += "\n" + self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
 def configure_logging(level: int = logging.INFO) -> None:
     """Log push-pools' records to stderr as Cloud Logging JSON (called by the deployed `main.py`)."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(CloudLoggingFormatter())
-    package = logging.getLogger("push_pools")
-    package.handlers = [handler]
-    package.setLevel(level)
-    package.propagate = False
+    logs.configure(logs.JsonFormatter("gcp"), level)

@@ -297,4 +297,18 @@ def test_logs_are_cloud_logging_json(capsys: pytest.CaptureFixture[str]) -> None
     gcp_functions.configure_logging()
     logging.getLogger("push_pools.test").warning("careful: %s", "this")
     line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
-    assert line == {"severity": "WARNING", "message": "careful: this", "logger": "push_pools.test"}
+    assert (line["severity"], line["message"], line["logger"]) == ("WARNING", "careful: this", "push_pools.test")
+
+
+def test_a_pubsub_submission_logs_the_run_fields_and_the_event_id(
+    events: FlaskClient, store: LocalStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gcp_functions.configure_logging()
+    run = due_run(store)
+    headers, body = cloud_event(json.dumps({"flow_run_id": run.id}).encode())
+    assert events.post("/", data=body, headers=headers).status_code == 200
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    (line,) = [line for line in lines if line.get("flow_run_id") == run.id]
+    assert (line["severity"], line["outcome"], line["pool"]) == ("INFO", "submitted", run.pool_name)
+    assert line["logging.googleapis.com/labels"]["flow_run_id"] == run.id
+    assert line["execution_id"] == headers["ce-id"]
