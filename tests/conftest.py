@@ -3,6 +3,7 @@ function to schedule runs."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -86,3 +87,12 @@ def schedule_run(store: LocalStore, deployment: Deployment) -> ScheduleRun:
 @pytest.fixture
 def process_template() -> dict[str, Any]:
     return default_base_job_template("process")
+
+
+@pytest.fixture(autouse=True)
+def _restore_package_logger() -> Iterator[None]:
+    """Entry points configure the `push_pools` logger (handlers, no propagation); each test starts from the default."""
+    package = logging.getLogger("push_pools")
+    saved = package.handlers[:], package.level, package.propagate
+    yield
+    package.handlers, package.level, package.propagate = saved[0], saved[1], saved[2]

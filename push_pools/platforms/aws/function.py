@@ -27,6 +27,7 @@ for the instance's warm invocations. Importing this module builds nothing.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import json
 import logging
@@ -38,6 +39,7 @@ from typing import Any
 
 import boto3
 
+from push_pools import logs
 from push_pools.dispatcher import Dispatcher
 from push_pools.errors import (
     ConfigurationError,
@@ -114,6 +116,7 @@ class LambdaFunction:
         return cls(dispatcher, enqueue=SqsEnqueue(sqs, queue_url) if queue_url else None)
 
     def __call__(self, event: Any, context: Any = None) -> dict[str, Any]:
+        logs.bind_correlation_id(getattr(context, "aws_request_id", None))
         try:
             kind = event_kind(event)
         except PayloadError as exc:
@@ -151,7 +154,9 @@ class LambdaFunction:
         """Handle a batch, several records at once; only the records to redeliver are reported."""
         workers = max(1, min(len(records), self.dispatcher.settings.max_parallel_submissions))
         with ThreadPoolExecutor(max_workers=workers) as executor:
-            handled = list(executor.map(self._record, records))
+            # Each worker runs in a copy of this context, so its lines carry the invocation's request id.
+            contexts = [contextvars.copy_context() for _ in records]
+            handled = list(executor.map(lambda c, r: c.run(self._record, r), contexts, records))
         failures = [
             {"itemIdentifier": str(r.get("messageId", ""))} for r, ok in zip(records, handled, strict=True) if not ok
         ]
@@ -162,12 +167,13 @@ class LambdaFunction:
         if not isinstance(body, str):
             logger.error("SQS message %s has no text body", record.get("messageId"))
             return False
+        extra = {"flow_run_id": _flow_run_id(body)}
         try:
             reply = self.handler.handle_message(body)
         except Exception:  # one failing message must not fail its batch: it is redelivered, then dead-lettered
-            logger.exception("SQS message %s failed", record.get("messageId"))
+            logger.exception("SQS message %s failed", record.get("messageId"), extra=extra)
             return False
-        logger.info("SQS message %s: %s", record.get("messageId"), reply.kind)
+        logger.info("SQS message %s: %s", record.get("messageId"), reply.kind, extra=extra)
         return reply.acknowledged
 
     def task_event(self, event: Mapping[str, Any]) -> dict[str, Any]:
@@ -213,12 +219,23 @@ class _SecretReader:
         return str(value)
 
 
+def _flow_run_id(body: str) -> str | None:
+    """The run a queue message is about, for its log lines; None when the body names none."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return None
+    run_id = message.get("flow_run_id") if isinstance(message, dict) else None
+    return run_id if isinstance(run_id, str) else None
+
+
 def _answer(reply: Reply) -> dict[str, Any]:
     return {"kind": str(reply.kind), **reply.body}
 
 
 @functools.cache
 def _function() -> LambdaFunction:
+    logs.configure(logs.JsonFormatter("aws"))
     return LambdaFunction.from_environment()
 
 

@@ -8,6 +8,7 @@ import copy
 import json
 import os
 import time
+import types
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from push_pools import logs
 from push_pools.models import Deployment, FlowRun, StateType, WorkPool
 from push_pools.orchestrators.local import LocalStore
 from push_pools.platforms.aws.events import UnsupportedEventError
@@ -380,3 +382,22 @@ def test_a_secret_that_cannot_be_read_stops_the_cold_start(
     monkeypatch.setenv(WEBHOOK_SECRET_ARN, "arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf")
     with pytest.raises(ConfigurationError, match=r"cannot read secret .*ResourceNotFoundException"):
         LambdaFunction.from_environment(os.environ, aws_inprocess.session)
+
+
+# ---- logs -------------------------------------------------------------------------------------------------
+
+
+def test_sqs_lines_are_json_with_the_run_and_the_request_id(
+    deployed: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs.configure(logs.JsonFormatter("aws"))
+    run = deployed.schedule()
+    context = types.SimpleNamespace(aws_request_id="req-42")
+    deployed.function(sqs_event(json.dumps({"action": "submit", "flow_run_id": run.id}), "{garbage"), context)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    mine = [line for line in lines if line.get("flow_run_id") == run.id]
+    assert {line["logger"] for line in mine} == {"push_pools.dispatcher", "push_pools.platforms.aws.function"}
+    (submission,) = [line for line in mine if "outcome" in line]
+    assert (submission["outcome"], submission["pool"], submission["deployment"]) == ("submitted", "ecs-pool", "hourly")
+    assert submission["infrastructure_pid"] == deployed.store.get_run(run.id).infrastructure_pid
+    assert all(line["function_request_id"] == "req-42" for line in lines), "worker threads carry the request id"
