@@ -3,19 +3,38 @@ periodic tick, on the same code paths the cloud entry points call."""
 
 from __future__ import annotations
 
-import logging
+import enum
 import signal
+import sys
 import threading
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
+from push_pools import logs
 from push_pools.cli import context
 from push_pools.cli.output import OutputFormat, OutputOption, console, print_document, print_table
 from push_pools.dispatcher import Backends, Dispatcher
 from push_pools.errors import ConfigurationError
 from push_pools.tick import tick
+
+
+class LogFormat(enum.StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+LogFormatOption = Annotated[
+    LogFormat | None,
+    typer.Option("--log-format", help="Log lines on stderr: text or JSON; default: text on a terminal, else JSON."),
+]
+
+
+def _configure_logs(log_format: LogFormat | None) -> None:
+    if log_format is None:
+        log_format = LogFormat.TEXT if sys.stderr.isatty() else LogFormat.JSON
+    logs.configure(logs.TextFormatter() if log_format is LogFormat.TEXT else logs.JsonFormatter())
 
 
 def _dispatcher() -> Dispatcher:
@@ -26,8 +45,10 @@ def _dispatcher() -> Dispatcher:
 def dispatch(
     pool: Annotated[str | None, typer.Option("--pool", "-p", help="Only this pool; default: every pool.")] = None,
     output: OutputOption = OutputFormat.TABLE,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Run one tick: submit due runs, follow up running ones, stop cancelled ones."""
+    _configure_logs(log_format)
     with console.status("Dispatching…"):
         report = tick(_dispatcher(), pool)
     if output is not OutputFormat.TABLE:
@@ -56,13 +77,14 @@ def dispatch(
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=0, max=65535)] = 8787,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Run the function locally: the webhook on HOST:PORT and a tick every PUSH_POOL_TICK_INTERVAL_SECONDS."""
     from push_pools.triggers.http_server import LocalFunction
 
     if context.settings().webhook_secret is None:
         raise ConfigurationError("set PUSH_POOL_WEBHOOK_SECRET: the webhook only accepts authenticated requests")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _configure_logs(log_format)
     function = LocalFunction(_dispatcher(), host=host, port=port)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -397,3 +397,22 @@ def test_cloud_run_preview_reads_the_project_setting_and_shows_the_idempotency_k
     sent_env = {entry["name"]: entry["value"] for entry in override["env"]}
     assert sent_env["PUSH_POOL_IDEMPOTENCY_KEY"] == "00000000-0000-0000-0000-000000000000-1"
     assert sent_env["PREFECT_API_KEY"] == "********"
+
+
+@pytest.mark.parametrize("flag", [(), ("--log-format", "json")])
+def test_dispatch_logs_one_json_line_per_submission_when_not_on_a_terminal(
+    cli: Cli, pool: str, flag: tuple[str, ...]
+) -> None:
+    ok(cli("deployment", "create", "hello", "--pool", pool, "--command", "echo hi"))
+    run = ok(cli("run", "hello", "-o", "json")).json()
+    lines = [json.loads(line) for line in ok(cli("dispatch", *flag)).err.splitlines() if line.startswith("{")]
+    (line,) = [line for line in lines if line.get("outcome")]
+    assert (line["flow_run_id"], line["pool"], line["deployment"], line["level"]) == (run["id"], pool, "hello", "INFO")
+
+
+def test_dispatch_logs_text_when_asked(cli: Cli, pool: str) -> None:
+    ok(cli("deployment", "create", "hello", "--pool", pool, "--command", "echo hi"))
+    run = ok(cli("run", "hello", "-o", "json")).json()
+    err = ok(cli("dispatch", "--log-format", "text")).err
+    assert f"flow_run_id={run['id']}" in err
+    assert "outcome=submitted" in err
