@@ -13,10 +13,10 @@ It speaks the shapes the REST transport uses (camelCase JSON, enums as numbers o
   `DELETE` (400 FAILED_PRECONDITION while it runs), as Prefect's Cloud Run worker deletes them before their job;
 - `GET .../operations/O`.
 
-Jobs and executions carry the fields Prefect's Cloud Run worker reads as required (`generation`, `logUri`, a
-job's `latestCreatedExecution`, empty until its first run), and a job its `terminalCondition` (type `Ready`:
-CONDITION_RECONCILING until its creation is done, then CONDITION_SUCCEEDED), which that worker waits for before
-running the job.
+Jobs and executions carry the fields Prefect's Cloud Run worker reads as required (`generation`, `logUri` — the
+console's log viewer on the execution, as Cloud Run links it —, a job's `latestCreatedExecution`, empty until its
+first run), and a job its `terminalCondition` (type `Ready`: CONDITION_RECONCILING until its creation is done, then
+CONDITION_SUCCEEDED), which that worker waits for before running the job.
 
 Executions start with no task running; tests move them with `start_execution`, `finish`, `finish_all`. Every
 request is counted by method (`calls`), by method and answer (`answers`) and by the IAM permission it needs
@@ -43,6 +43,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
@@ -385,14 +386,14 @@ class FakeCloudRun:
             task["timeout"] = overrides["timeout"]
         tasks = int(overrides.get("taskCount") or template.get("taskCount") or 1)
         suffix = "".join(self._rng.choices(string.ascii_lowercase + string.digits, k=5))
-        short = job["name"].rsplit("/", 1)[1]
+        _, project, _, location, _, short = job["name"].split("/")
         now = self._now()
         execution = {
             "name": f"{job['name']}/executions/{short}-{suffix}",
             "uid": f"uid-{next(self._ids)}",
             "generation": "1",
             "job": job["name"],
-            "logUri": f"https://console.cloud.google.com/logs/viewer?resource=cloud_run_job/job_name/{short}",
+            "logUri": log_uri(project, location, short, f"{short}-{suffix}"),
             "createTime": now,
             "taskCount": tasks,
             "parallelism": 1,
@@ -549,6 +550,19 @@ def _page(items: list[dict[str, Any]], args: Any, key: str) -> dict[str, Any]:
     if start + size < len(items):
         page["nextPageToken"] = str(start + size)
     return page
+
+
+def log_uri(project: str, location: str, job: str, execution: str) -> str:
+    """The console link Cloud Run gives as an execution's `logUri`: the log viewer on that execution's entries."""
+    query = "\n".join(
+        [
+            'resource.type="cloud_run_job"',
+            f'resource.labels.job_name="{job}"',
+            f'resource.labels.location="{location}"',
+            f'labels."run.googleapis.com/execution_name"="{execution}"',
+        ]
+    )
+    return f"https://console.cloud.google.com/logs/viewer?project={project}&advancedFilter={quote(query, safe='/')}"
 
 
 def _parent(where: dict[str, str]) -> str:

@@ -17,6 +17,8 @@ How it uses Cloud Run (Admin API v2, `google-cloud-run`):
 - **Status** (the tick polls it: Cloud Run sends no events here): completed with every task succeeded →
   SUCCEEDED, cancelled → CANCELLED, otherwise failed → FAILED with Cloud Run's message; tasks running → RUNNING;
   a deleted execution → GONE.
+- **Logs:** `logs()` gives the `gcloud logging read` command whose filter selects the execution's output
+  (`push_pools.platforms.gcp.logs`); a failed execution's message carries Cloud Run's reason and its log link.
 - **Cancel** is CancelExecution; an execution already finished or gone counts as success.
 - **Sweep:** a job of ours (label `push-pools-managed=true`) is "no longer used" when neither its latest
   execution was created nor any execution finished for `job_retention` (7 days by default,
@@ -38,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any, ClassVar, Protocol
 
-from push_pools.backends.base import RunContext
+from push_pools.backends.base import JobLogs, RunContext
 from push_pools.backends.kit.secrets import reveal
 from push_pools.errors import ConfigurationError, TransientSubmissionError
 from push_pools.models import InfrastructureRef, InfrastructureState, InfrastructureStatus
@@ -50,6 +52,7 @@ from push_pools.platforms.gcp.errors import (
     translate_error,
     translated,
 )
+from push_pools.platforms.gcp.logs import read_command
 from push_pools.platforms.gcp.status import execution_status, is_idle
 from push_pools.settings import Settings
 
@@ -270,6 +273,10 @@ class CloudRunBackend:
                 if self.status(name).finished:
                     return
                 raise
+
+    def logs(self, infrastructure_pid: str, tail: int | None = None) -> JobLogs:
+        """The command that reads the execution's output from Cloud Logging (push-pools does not read it)."""
+        return JobLogs(elsewhere=read_command(self._execution_name(infrastructure_pid)))
 
     def _execution_name(self, infrastructure_pid: str) -> str:
         if not spec.is_execution_name(infrastructure_pid):

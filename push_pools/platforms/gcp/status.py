@@ -1,6 +1,9 @@
 """Reading Cloud Run resources, pure: an Execution as an InfrastructureStatus, and whether a Job is idle.
 
 Both take the `run_v2` proto messages (or anything with the same attributes), whose unset timestamps are None.
+A failed execution's message is Cloud Run's condition message (which names the failed task: "Task J-abc12-task0
+failed with message: The container exited with an error."), bounded, and the link to its logs (`log_uri`): the
+output itself is in Cloud Logging, which the function does not read.
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from push_pools.backends.kit.evidence import TAIL_CHARS
 from push_pools.models import InfrastructureState, InfrastructureStatus
 
 
@@ -19,7 +23,12 @@ def execution_status(execution: Any) -> InfrastructureStatus:
         if execution.failed_count == 0 and execution.succeeded_count >= max(execution.task_count, 1):
             return InfrastructureStatus(state=InfrastructureState.SUCCEEDED)
         message = _condition_message(execution) or f"{execution.failed_count} task(s) failed"
-        return InfrastructureStatus(state=InfrastructureState.FAILED, message=f"Cloud Run execution failed: {message}")
+        if len(message) > TAIL_CHARS:
+            message = message[: TAIL_CHARS - 1] + "…"
+        logs = f"; logs: {execution.log_uri}" if execution.log_uri else ""
+        return InfrastructureStatus(
+            state=InfrastructureState.FAILED, message=f"Cloud Run execution failed: {message}{logs}"
+        )
     if execution.running_count > 0 or execution.start_time is not None:
         return InfrastructureStatus(state=InfrastructureState.RUNNING)
     return InfrastructureStatus(state=InfrastructureState.STARTING)

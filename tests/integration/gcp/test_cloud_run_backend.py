@@ -6,6 +6,7 @@ import json
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -18,6 +19,7 @@ from push_pools.errors import (
 )
 from push_pools.models import InfrastructureState
 from push_pools.platforms.gcp.backend import CloudRunBackend
+from push_pools.platforms.gcp.logs import logging_filter, read_command
 from push_pools.platforms.gcp.request import IDEMPOTENCY_ENV, KEEP_LABEL, MANAGED_LABEL
 from push_pools.templating import merge_job_variables, render_job_configuration, schema_defaults
 from tests.fakes.cloud_run import FakeCloudRun, Fault, clients
@@ -282,6 +284,19 @@ def test_status_follows_the_execution(
     fake.jobs.clear()
     fake.executions.clear()
     assert cloud_run.status(other).state is InfrastructureState.GONE
+
+
+def test_logs_name_the_cloud_logging_query_cloud_runs_own_link_makes(
+    fake: FakeCloudRun, cloud_run: CloudRunBackend, cloud_run_template: dict[str, Any]
+) -> None:
+    pid = cloud_run.submit(configuration(cloud_run_template), run(1)).infrastructure_pid
+    found = cloud_run.logs(pid)
+    assert (found.lines, found.elsewhere) == ((), read_command(pid))
+    link = urlsplit(fake.executions[pid]["logUri"])
+    assert parse_qs(link.query)["advancedFilter"][0].splitlines() == logging_filter(pid).split(" AND ")
+    assert fake.calls["GetExecution"] == 0, "the query is known from the execution's name"
+    with pytest.raises(ConfigurationError, match="is not a Cloud Run execution"):
+        cloud_run.logs("host:123")
 
 
 def test_cancel_is_idempotent(

@@ -14,11 +14,13 @@ from typing import Any
 
 import pytest
 
+from push_pools.cli import context, main
 from push_pools.dispatcher import Backends, Dispatcher
 from push_pools.jobs import run_context
 from push_pools.models import Deployment, FlowRun, StateType, WorkPool
 from push_pools.orchestrators.local import LocalStore
 from push_pools.platforms.gcp.backend import CloudRunBackend
+from push_pools.platforms.gcp.logs import read_command
 from push_pools.platforms.gcp.request import IDEMPOTENCY_ENV
 from push_pools.settings import Settings
 from push_pools.tick import tick
@@ -153,14 +155,17 @@ def test_the_tick_follows_executions_to_the_end(
     assert tick(dispatcher).state_changes == 3
     assert {store.get_run(run.id).state.type for run in (ok, failing, cancelled)} == {StateType.RUNNING}
     fake.finish(pid[ok.id])
-    fake.finish(pid[failing.id], succeeded=False, message="Task exited with code 1")
+    reason = "Task pp-job-task0 failed with message: The container exited with an error."
+    fake.finish(pid[failing.id], succeeded=False, message=reason)
     store.request_cancellation(cancelled.id)
     report = tick(dispatcher)
     assert report.cancelled == 1
     assert store.get_run(ok.id).state.type is StateType.COMPLETED
     crashed = store.get_run(failing.id).state
     assert crashed.type is StateType.CRASHED
-    assert "exited with code 1" in (crashed.message or "")
+    link = fake.executions[pid[failing.id]]["logUri"]
+    assert link.startswith("https://console.cloud.google.com/logs/viewer?project=")
+    assert crashed.message == f"Cloud Run execution failed: {reason}; logs: {link}"
     assert store.get_run(cancelled.id).state.type is StateType.CANCELLED
     assert fake.executions[pid[cancelled.id]]["cancelledCount"] == 1
     fake.calls.clear()
@@ -218,3 +223,23 @@ def test_a_prefect_cloud_run_v2_template_submits_unchanged(
     assert job["client"] == "prefect"
     assert execution["job"].startswith("projects/proj-1/locations/us-central1/jobs/pp-prefect-v2-")
     store.close()
+
+
+def test_runs_logs_prints_the_gcloud_command_for_a_cloud_run_run(
+    instances: list[Instance],
+    deployment: Deployment,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (run,) = schedule(instances[0].store, deployment, 1)
+    pid = instances[0].dispatcher.submit_run(run.id).infrastructure_pid or ""
+    user = {"type": "authorized_user", "client_id": "c", "client_secret": "s", "refresh_token": "r"}
+    (tmp_path / "adc.json").write_text(json.dumps(user))  # credentials the CLI's clients are built with, never used
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "adc.json"))
+    monkeypatch.setenv("PUSH_POOL_HOME", str(settings.home))
+    context.reset()
+    capsys.readouterr()
+    assert main(["runs", "logs", run.id, "--follow"]) == 0
+    assert capsys.readouterr().out == read_command(pid) + "\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -13,9 +14,11 @@ import requests
 from google.api_core import exceptions as api
 from google.cloud import run_v2
 
+from push_pools.backends.kit.evidence import TAIL_CHARS
 from push_pools.errors import PermanentSubmissionError, TransientSubmissionError
 from push_pools.models import InfrastructureState
 from push_pools.platforms.gcp.errors import retry_after, translate_error
+from push_pools.platforms.gcp.logs import logging_filter, read_command
 from push_pools.platforms.gcp.status import execution_status, is_idle
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -172,3 +175,26 @@ def test_missing_credentials_are_a_configuration_error(monkeypatch: pytest.Monke
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
     with pytest.raises(ConfigurationError, match="no Google Cloud credentials for cloud-run pools"):
         cloud_run.from_settings(Settings(home=tmp_path))
+
+
+def test_a_failed_execution_says_why_bounded_and_links_its_logs() -> None:
+    link = "https://console.cloud.google.com/logs/viewer?project=p&advancedFilter=x"
+    reason = "Task j-abc12-task0 failed with message: The container exited with an error."
+    failed = DONE | {"failedCount": 1, "logUri": link}
+    status = execution_status(execution(**failed, conditions=[{"type": "Completed", "message": reason}]))
+    assert status.message == f"Cloud Run execution failed: {reason}; logs: {link}"
+    long = execution_status(execution(**failed, conditions=[{"type": "Completed", "message": "x" * 5000}]))
+    assert long.message == f"Cloud Run execution failed: {'x' * (TAIL_CHARS - 1)}…; logs: {link}"
+
+
+def test_an_executions_output_is_named_by_a_cloud_logging_filter() -> None:
+    name = "projects/proj-1/locations/us-central1/jobs/pp-etl-1a2b/executions/pp-etl-1a2b-x7k2p"
+    query = (
+        'resource.type="cloud_run_job" AND resource.labels.job_name="pp-etl-1a2b" AND '
+        'resource.labels.location="us-central1" AND labels."run.googleapis.com/execution_name"="pp-etl-1a2b-x7k2p"'
+    )
+    assert logging_filter(name) == query
+    assert shlex.split(read_command(name)) == [
+        "gcloud", "logging", "read", query, "--project=proj-1", "--freshness=30d", "--order=asc",
+        "--format=value(textPayload)",
+    ]  # fmt: skip
