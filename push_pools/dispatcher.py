@@ -55,6 +55,7 @@ _LOGGED = {SubmissionStatus.SUBMITTED, SubmissionStatus.DEFERRED, SubmissionStat
 """The outcomes of a submission logged as one INFO line with the run's fields."""
 
 Clock = Callable[[], datetime]
+_OURS = frozenset({ClaimResult.CLAIMED, ClaimResult.RECLAIMED})
 
 
 def utc_now() -> datetime:
@@ -128,8 +129,10 @@ class Dispatcher:
         if pool.is_paused:
             return _outcome(run, SubmissionStatus.DEFERRED, f"pool {pool.name!r} is paused")
         claim = self.orchestrator.claim_run(run, now, pool.concurrency_limit)
-        if claim is ClaimResult.CLAIMED:
-            claimed_before = any(state.type is StateType.PENDING for state in run.state_history)
+        if claim in _OURS:
+            claimed_before = claim is ClaimResult.RECLAIMED or any(
+                state.type is StateType.PENDING for state in run.state_history
+            )
             return self._submit_claimed(run, pool, resubmission=claimed_before)
         if claim is ClaimResult.HELD:
             return self._resume_held(self.orchestrator.get_run(run.id), pool, now)
@@ -146,7 +149,7 @@ class Dispatcher:
         if not self.orchestrator.release_run(run, message):
             return _outcome(run, SubmissionStatus.SKIPPED, "another dispatcher recovered this run")
         logger.warning("run %s: %s", run.id, message)
-        if self.orchestrator.claim_run(run, now, None) is not ClaimResult.CLAIMED:
+        if self.orchestrator.claim_run(run, now, None) not in _OURS:
             return _outcome(run, SubmissionStatus.SKIPPED, "another dispatcher recovered this run")
         return self._submit_claimed(run, pool, resubmission=True)
 
@@ -220,6 +223,8 @@ class Dispatcher:
     def cancel(self, run: FlowRun) -> SubmissionOutcome:
         if run.state.type is not StateType.CANCELLING:
             return _outcome(run, SubmissionStatus.SKIPPED, f"run is {run.state.type}, not CANCELLING")
+        if run.infrastructure_pid is None and self._may_be_submitting(run):
+            return _outcome(run, SubmissionStatus.SKIPPED, "no infrastructure recorded yet; it may be in flight")
         if run.infrastructure_pid is not None:
             pool = self.orchestrator.get_pool(run.pool_name)
             self.backends.for_type(pool.type).cancel(run.infrastructure_pid)
@@ -227,6 +232,13 @@ class Dispatcher:
             run, StateType.CANCELLED, "Cancelled by push-pools", only_from={StateType.CANCELLING}
         )
         return _outcome(run, SubmissionStatus.CANCELLED, pid=run.infrastructure_pid)
+
+    def _may_be_submitting(self, run: FlowRun) -> bool:
+        """Whether a dispatcher may still be submitting a CANCELLING run, unseen by an orchestrator that cannot
+        refuse its record (see `Orchestrator.checks_state_on_record`): until the orphan timeout has passed."""
+        if self.orchestrator.checks_state_on_record:
+            return False
+        return self.clock() - run.state.timestamp < self.settings.orphan_timeout
 
     def report_infrastructure(self, run: FlowRun, status: InfrastructureStatus) -> bool:
         """Apply what the infrastructure says to the run. True if the run's state changed."""

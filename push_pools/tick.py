@@ -76,7 +76,8 @@ def _tick_pool(dispatcher: Dispatcher, pool: WorkPool, now: datetime, report: Ti
     orchestrator.record_tick(pool.name, now)
     batch = dispatcher.settings.tick_batch_size
     for run in orchestrator.runs_in_state(pool.name, StateType.CANCELLING, batch):
-        if _guarded(report, f"cancel {run.id}", partial(dispatcher.cancel, run)):
+        cancelled = _guarded(report, f"cancel {run.id}", partial(dispatcher.cancel, run))
+        if cancelled is not None and cancelled.status is SubmissionStatus.CANCELLED:
             report.cancelled += 1
     backend = dispatcher.backends.for_type(pool.type)
     pending = orchestrator.runs_in_state(pool.name, StateType.PENDING, batch)

@@ -23,6 +23,9 @@ class ClaimResult(StrEnum):
 
     CLAIMED = "claimed"
     """We moved it SCHEDULED → PENDING just now: submit it."""
+    RECLAIMED = "reclaimed"
+    """As CLAIMED, for a run claimed before at this attempt and given back: an earlier try may have reached the
+    cloud, so the submission looks for it under the run's idempotency key."""
     HELD = "held"
     """It is PENDING from an earlier claim of ours with no infrastructure recorded yet (in flight, or orphaned)."""
     AT_LIMIT = "at-limit"
@@ -48,6 +51,11 @@ class Orchestrator(Protocol):
     reports_flow_states: bool
     """True when the flow itself reports RUNNING/COMPLETED/FAILED (Prefect). When False the dispatcher's tick
     derives them from the infrastructure (exit 0 → COMPLETED, non-zero → CRASHED)."""
+    checks_state_on_record: bool
+    """True when `record_submission` answers False for a run cancelled while it was being submitted (the embedded
+    store checks the state in the same write). When False (Prefect: its update takes no condition, and reading the
+    run back would cost a call per run), the dispatcher leaves a CANCELLING run with no infrastructure recorded as
+    it is for the orphan timeout, so that a submission in flight records its infrastructure and is then stopped."""
 
     def list_pools(self) -> list[WorkPool]: ...
 
@@ -76,8 +84,8 @@ class Orchestrator(Protocol):
     def record_submission(self, run: FlowRun, infrastructure_pid: str, message: str | None) -> bool:
         """Store the infrastructure id of a PENDING (or CANCELLING) run.
 
-        False when the run has left those states meanwhile (cancelled while it was being submitted): the caller
-        then stops the infrastructure it just started.
+        False when the run has left those states meanwhile (cancelled while it was being submitted) and the
+        orchestrator can tell (`checks_state_on_record`): the caller then stops the infrastructure it just started.
         """
         ...
 

@@ -51,6 +51,7 @@ class LocalStore:
     """The embedded orchestrator. One instance per process; connections are per thread."""
 
     reports_flow_states = False
+    checks_state_on_record = True
 
     def __init__(self, path: Path, *, journal_mode: str = "wal") -> None:
         self.path = path

@@ -22,7 +22,6 @@ from push_pools.orchestrators.prefect.schema import (
     PUSH_TYPES,
     deployment_from_api,
     flow_run_from_api,
-    history_from_api,
     parse_time,
     pool_from_api,
     pool_update,
@@ -32,6 +31,8 @@ from push_pools.orchestrators.prefect.schema import (
 
 WORKER_NAME = "push-pools"
 """The worker name push-pools heartbeats and labels runs with, in every pool it serves."""
+CLAIMED_ATTEMPT_LABEL = "push-pools.claimed-attempt"
+"""The label a run given back carries: the attempt push-pools had claimed (an earlier try may have started)."""
 _CACHE_SIZE = 10_000
 
 
@@ -44,7 +45,8 @@ class PrefectCatalog:
         self._names: dict[str, str] = {}
         """Deployment and flow names by id: Prefect never renames either, so each is read once."""
         self._run_links: dict[str, dict[str, str]] = {}
-        """Each run read: its flow id and work pool id, for its job's environment and labels."""
+        """Each run read: its flow id and work pool id, for its job's environment and labels, and the attempt it
+        was given back at, if it was."""
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -207,14 +209,14 @@ class PrefectCatalog:
         history: list[dict[str, Any]] = self.api.get(f"flow_run_states/?flow_run_id={as_uuid(flow_run_id)}")
         return history
 
-    def with_history(self, run: FlowRun) -> FlowRun:
-        return run.model_copy(update={"state_history": history_from_api(self.read_history(run.id))})
-
     def flow_run(
         self, data: dict[str, Any], *, pool_name: str | None = None, history: list[dict[str, Any]] | None = None
     ) -> FlowRun:
         """Convert a run, naming its deployment and flow (cached) and remembering the ids its job is labelled with."""
         links = {key: str(data[key]) for key in ("flow_id", "work_pool_id") if data.get(key)}
+        claimed_attempt = (data.get("labels") or {}).get(CLAIMED_ATTEMPT_LABEL)
+        if claimed_attempt is not None:
+            links[CLAIMED_ATTEMPT_LABEL] = str(claimed_attempt)
         with self._lock:
             if len(self._run_links) >= _CACHE_SIZE:
                 self._run_links.clear()
@@ -230,6 +232,10 @@ class PrefectCatalog:
     def run_links(self, flow_run_id: str) -> dict[str, str]:
         with self._lock:
             return dict(self._run_links.get(flow_run_id, {}))
+
+    def claimed_attempt(self, flow_run_id: str) -> str | None:
+        """The attempt at which push-pools gave the run back, as last read; None when it never did."""
+        return self.run_links(flow_run_id).get(CLAIMED_ATTEMPT_LABEL)
 
     def _name_of(self, collection: str, object_id: str | None) -> str | None:
         """A deployment's or flow's name; None when it is gone (a run can outlive its deployment)."""

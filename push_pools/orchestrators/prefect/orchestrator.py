@@ -7,15 +7,21 @@ Prefect worker does, from a function, with nothing to host:
 - due runs come from `POST /work_pools/{name}/get_scheduled_flow_runs` (which honours Prefect's pool and queue
   concurrency limits, pauses and in-process retries); push-pools checks each run's start time itself, because
   Prefect accepts PENDING before it;
-- a run is claimed by proposing PENDING with a transition id derived from the run and its attempt. ACCEPT is a
-  claim. Prefect answers a repeated transition id with REJECT (ABORT once the run moved on): when the run's
-  PENDING state carries our transition id, an earlier push-pools claim holds it (HELD) and the dispatcher goes on
-  idempotently; any other refusal means a rival (a Prefect worker) has the run, or a deployment concurrency limit
-  sent it back to wait (AT_LIMIT);
-- after the submission the run gets its `infrastructure_pid` (in Prefect's format) and worker labels; a
-  permanent failure makes it CRASHED with the reason; the flow itself reports RUNNING and how it ended;
-- a run given back (a transient failure outlasting the retries, an orphan being recovered) goes PENDING →
-  SCHEDULED at its original time, then is claimed again with the same transition id, which Prefect accepts;
+- a run is claimed by proposing PENDING with a transition id of this claim's own. ACCEPT is a claim, and so is
+  Prefect's REJECT of that same id ("already made this state transition"): the claim was retried after its first
+  answer was lost. A PENDING state with push-pools' claim message is another push-pools dispatcher's claim (HELD,
+  in flight or orphaned); any other refusal means a rival (a Prefect worker) has the run, or a deployment
+  concurrency limit sent it back to wait (AT_LIMIT);
+- after the submission the run gets its `infrastructure_pid` (in Prefect's format) and worker labels, with no
+  read-back, as a Prefect worker does; a permanent failure makes it CRASHED with the reason; the flow itself reports
+  RUNNING and how it ended. A run cancelled while it is being submitted is CANCELLING with no infrastructure id:
+  the dispatcher leaves such a run CANCELLING for the orphan timeout, so the submission in flight records its id
+  and the next cancellation (webhook or tick) stops what it started;
+- a run given back (a transient failure outlasting the retries, an orphan being recovered) is first labelled
+  `push-pools.claimed-attempt` with its attempt, then goes PENDING → SCHEDULED at its original time; its next
+  claim sees the label and is RECLAIMED, so the submission looks for what an earlier try started. Due runs are
+  thus claimed without reading their state history: a tick makes three calls per run (claim, infrastructure id,
+  labels; Prefect's `FlowRunUpdate` takes no labels), and deployments are read once per tick;
 - every tick sends a heartbeat of the worker `push-pools` to each pool, so Prefect shows the pool READY.
 
 Which pools are served: those named in `PUSH_POOL_PREFECT_WORK_POOLS`, or, when it is empty, every push pool
@@ -28,21 +34,25 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
+import time
+import uuid
 from collections.abc import Collection
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from push_pools.models import TERMINAL_STATES, FlowRun, StateType
+from push_pools.models import TERMINAL_STATES, Deployment, FlowRun, StateType
 from push_pools.orchestrators.base import ClaimResult, RunEnvironment
 from push_pools.orchestrators.prefect.api import PrefectApi, PrefectConnection
-from push_pools.orchestrators.prefect.catalog import WORKER_NAME, PrefectCatalog, no_pool, no_run, pool_path
-from push_pools.orchestrators.prefect.schema import (
-    FLOW_RUN_COMMAND,
-    claim_transition_id,
-    release_transition_id,
-    state_request,
+from push_pools.orchestrators.prefect.catalog import (
+    CLAIMED_ATTEMPT_LABEL,
+    WORKER_NAME,
+    PrefectCatalog,
+    no_pool,
+    no_run,
+    pool_path,
 )
+from push_pools.orchestrators.prefect.schema import FLOW_RUN_COMMAND, release_transition_id, state_request
 from push_pools.settings import Settings
 
 __all__ = ["FLOW_RUN_COMMAND", "WORKER_NAME", "PrefectOrchestrator"]
@@ -51,16 +61,14 @@ logger = logging.getLogger(__name__)
 
 CLAIM_MESSAGE = "Submitting: claimed by push-pools"
 _TERMINAL = frozenset(str(state) for state in TERMINAL_STATES)
-_STILL_OURS = frozenset({"PENDING", "RUNNING", "CANCELLING", "PAUSED", "COMPLETED", "FAILED"})
-"""States in which recorded infrastructure still belongs to the run; any other means the run was taken back."""
 _ACTIVE = ["PENDING", "RUNNING", "CANCELLING"]
-_HISTORY_READERS = 8
 
 
 class PrefectOrchestrator(PrefectCatalog):
     """Prefect's REST API behind the Orchestrator and Catalog protocols."""
 
     reports_flow_states = True
+    checks_state_on_record = False
 
     def __init__(
         self, api: PrefectApi, *, served_pools: Collection[str] = (), heartbeat_interval_seconds: float = 60.0
@@ -68,6 +76,10 @@ class PrefectOrchestrator(PrefectCatalog):
         super().__init__(api, served_pools=tuple(served_pools))
         self.heartbeat_interval_seconds = heartbeat_interval_seconds
         self._server_version: str | None = None
+        self._deployments: dict[str, tuple[float, Deployment]] = {}
+        """Deployments read since the last tick began (or within one tick interval), by id."""
+        self._deployment_reads: dict[str, threading.Lock] = {}
+        """One lock per deployment id: runs of one deployment submitted at once wait for a single read."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PrefectOrchestrator:
@@ -80,18 +92,15 @@ class PrefectOrchestrator(PrefectCatalog):
     # ---- finding work -------------------------------------------------------------------------------------
 
     def scheduled_runs(self, pool_name: str, before: datetime, limit: int) -> list[FlowRun]:
-        """Due runs as a Prefect worker gets them, keeping those whose start time has come, with their history."""
+        """Due runs as a Prefect worker gets them, keeping those whose start time has come (one call; no history:
+        the claim tells a run given back from a first claim)."""
         body = {"scheduled_before": before.isoformat(), "limit": limit}
         found = self.api.post(f"{pool_path(pool_name)}/get_scheduled_flow_runs", body, missing=no_pool(pool_name))
         runs = [self.flow_run(item["flow_run"], pool_name=pool_name) for item in found]
-        due = sorted(
+        return sorted(
             (run for run in runs if run.state.type is StateType.SCHEDULED and run.is_due(before)),
             key=lambda run: run.expected_start_time,
         )
-        if not due:
-            return []
-        with ThreadPoolExecutor(max_workers=min(len(due), _HISTORY_READERS)) as executor:
-            return list(executor.map(self.with_history, due))
 
     def runs_in_state(self, pool_name: str, state: StateType, limit: int) -> list[FlowRun]:
         return self.filter_runs(pool_name, (state,), limit, "EXPECTED_START_TIME_ASC")
@@ -99,27 +108,33 @@ class PrefectOrchestrator(PrefectCatalog):
     # ---- claiming and recording ---------------------------------------------------------------------------
 
     def claim_run(self, run: FlowRun, now: datetime, concurrency_limit: int | None) -> ClaimResult:
-        """Propose PENDING with the run's claim transition id; see the module docstring for the answers."""
+        """Propose PENDING with a transition id of this claim's own (the API client retries the same request after
+        a lost answer); see the module docstring for the answers."""
         if concurrency_limit is not None and self._active_runs(run.pool_name) >= concurrency_limit:
             return ClaimResult.AT_LIMIT
-        transition_id = claim_transition_id(run.id, run.attempt)
+        transition_id = str(uuid.uuid4())
         request = state_request(StateType.PENDING, CLAIM_MESSAGE, transition_id=transition_id)
         result = self.api.post(f"flow_runs/{run.id}/set_state", request, missing=no_run(run.id))
         state = result.get("state") or {}
-        if result.get("status") == "ACCEPT":
-            return ClaimResult.CLAIMED
-        if state.get("type") == "PENDING" and _transition_id(state) == transition_id:
+        pending = state.get("type") == "PENDING"
+        if result.get("status") == "ACCEPT" or (pending and _transition_id(state) == transition_id):
+            claimed_before = self.claimed_attempt(run.id) == str(run.attempt)
+            return ClaimResult.RECLAIMED if claimed_before else ClaimResult.CLAIMED
+        if pending and state.get("message") == CLAIM_MESSAGE:
             return ClaimResult.HELD
         if result.get("status") == "REJECT" and state.get("type") == "SCHEDULED":
             return ClaimResult.AT_LIMIT
         return ClaimResult.REFUSED
 
     def release_run(self, run: FlowRun, message: str) -> bool:
-        """PENDING → SCHEDULED at the run's scheduled time, if it is still PENDING with no infrastructure."""
+        """PENDING → SCHEDULED at the run's scheduled time, if it is still PENDING with no infrastructure; labelled
+        first with the attempt claimed, so that its next claim is known as a resubmission whatever befalls it."""
         data = self.read_run(run.id)
         state = data.get("state") or {}
         if data.get("state_type") != "PENDING" or data.get("infrastructure_pid") or not state.get("id"):
             return False
+        claimed = {CLAIMED_ATTEMPT_LABEL: str(run.attempt)}
+        self.api.patch(f"flow_runs/{run.id}/labels", claimed, missing=no_run(run.id))
         scheduled = (state.get("state_details") or {}).get("scheduled_time") or data.get("expected_start_time")
         request = state_request(StateType.SCHEDULED, message, transition_id=release_transition_id(state["id"]))
         request["state"]["state_details"]["scheduled_time"] = scheduled
@@ -127,17 +142,17 @@ class PrefectOrchestrator(PrefectCatalog):
         return bool(result.get("status") == "ACCEPT")
 
     def record_submission(self, run: FlowRun, infrastructure_pid: str, message: str | None) -> bool:
-        """Store the infrastructure id, then read whether the run is still ours; label it like a worker's run.
+        """Store the infrastructure id, then label the run like a worker's: two writes, no read-back (Prefect's
+        `FlowRunUpdate` takes no labels). Always True (`checks_state_on_record` is False): a run cancelled meanwhile
+        is kept CANCELLING by the dispatcher until its infrastructure is recorded, then stopped by the next cancel.
 
-        The id is written first, so that a cancellation racing with this call always finds something to stop.
+        The id is written first, so that a cancellation coming after this call finds something to stop.
         """
         self.api.patch(f"flow_runs/{run.id}", {"infrastructure_pid": infrastructure_pid}, missing=no_run(run.id))
-        data = self.read_run(run.id)
-        if data.get("state_type") not in _STILL_OURS:
-            return False
         labels = {"prefect.worker.name": WORKER_NAME, "prefect.work-pool.name": run.pool_name}
-        if data.get("work_pool_id"):
-            labels["prefect.work-pool.id"] = str(data["work_pool_id"])
+        work_pool_id = self.run_links(run.id).get("work_pool_id")
+        if work_pool_id:
+            labels["prefect.work-pool.id"] = work_pool_id
         self.api.patch(f"flow_runs/{run.id}/labels", labels, missing=no_run(run.id))
         if message:
             logger.info("run %s: %s", run.id, message)
@@ -158,7 +173,25 @@ class PrefectOrchestrator(PrefectCatalog):
         result = self.api.post(f"flow_runs/{run.id}/set_state", state_request(state, message), missing=no_run(run.id))
         return bool(result.get("status") == "ACCEPT")
 
+    def get_deployment(self, deployment_id: str) -> Deployment:
+        """A deployment, read once per tick however many runs ask for it at once: `record_tick` forgets them, and
+        so does the tick interval's passing (for a function that only gets webhooks)."""
+        with self._lock:
+            reading = self._deployment_reads.setdefault(deployment_id, threading.Lock())
+        with reading:
+            with self._lock:
+                cached = self._deployments.get(deployment_id)
+            if cached is not None and time.monotonic() - cached[0] < self.heartbeat_interval_seconds:
+                return cached[1]
+            deployment = super().get_deployment(deployment_id)
+            with self._lock:
+                self._deployments[deployment_id] = (time.monotonic(), deployment)
+            return deployment
+
     def record_tick(self, pool_name: str, now: datetime) -> None:
+        with self._lock:
+            self._deployments.clear()
+            self._deployment_reads.clear()
         body = {"name": WORKER_NAME, "heartbeat_interval_seconds": max(1, round(self.heartbeat_interval_seconds))}
         self.api.post(f"{pool_path(pool_name)}/workers/heartbeat", body, missing=no_pool(pool_name))
 

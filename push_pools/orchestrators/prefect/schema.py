@@ -11,8 +11,8 @@
   RUNNING: it must not be submitted again, exactly as Prefect's own workers skip it. A PAUSED run (a type
   push-pools has no name for) reads as RUNNING too, keeping Prefect's state name (`Paused`, `Suspended`): neither
   may be submitted, and decisions on them (`set_state(only_from=...)`) are checked against Prefect's own type.
-- Claims carry a `transition_id` derived from the run and its attempt, so that a claim repeated by any push-pools
-  dispatcher is recognised by Prefect ("already made this state transition") instead of being taken for a rival.
+- Releases carry a `transition_id` derived from the PENDING state they end, so that racing dispatchers release a
+  run once (Prefect answers the same id again with REJECT, "already made this state transition").
 """
 
 from __future__ import annotations
@@ -47,10 +47,6 @@ def prefect_pool_type(our_type: str, *, cloud: bool) -> str:
     if not cloud and our_type in PUSH_TYPES:
         return PUSH_TYPES[our_type]
     return WORKER_TYPES.get(our_type, our_type)
-
-
-def claim_transition_id(flow_run_id: str, attempt: int) -> str:
-    return str(uuid.uuid5(_TRANSITIONS, f"claim:{flow_run_id}:{attempt}"))
 
 
 def release_transition_id(pending_state_id: str) -> str:

@@ -46,8 +46,11 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
 
 def make_orchestrator(server: PrefectServer, **overrides: Any) -> PrefectOrchestrator:
     """An orchestrator of its own (own HTTP client), as each function instance has. Serves no pool by default:
-    tests tick their own pool by name, so one test's runs never reach another's tick."""
-    api = PrefectApi(server.connection(overrides.pop("auth_string", server.connection().auth_string)))
+    tests tick their own pool by name, so one test's runs never reach another's tick. A `transport` goes to its
+    HTTP client (the retries keep their jittered waits: without them, writes that met a busy database retry into
+    each other until they give up)."""
+    connection = server.connection(overrides.pop("auth_string", server.connection().auth_string))
+    api = PrefectApi(connection, transport=overrides.pop("transport", None))
     return PrefectOrchestrator(api, served_pools=overrides.pop("served_pools", [NOT_A_POOL]), **overrides)
 
 

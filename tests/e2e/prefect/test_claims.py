@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from push_pools.dispatcher import Backends, Dispatcher
-from push_pools.errors import TransientSubmissionError
+from push_pools.errors import OrchestratorError, TransientSubmissionError
 from push_pools.models import StateType, SubmissionOutcome, SubmissionStatus, WorkPool
 from push_pools.orchestrators.base import ClaimResult
 from push_pools.orchestrators.prefect import PrefectOrchestrator
@@ -22,6 +22,7 @@ from push_pools.testing import InMemoryBackend
 from push_pools.tick import tick
 from tests.e2e.prefect.conftest import ScheduleRun, make_orchestrator
 from tests.e2e.prefect.server import PrefectServer
+from tests.e2e.prefect.transport import RecordingTransport, lose_first
 
 DISPATCHERS = 20
 RUNS = 10
@@ -198,3 +199,87 @@ def test_the_job_gets_what_a_prefect_worker_gives_it(
         "prefect.io/worker-name": "push-pools",
     }
     assert job["command"] == "echo hello", "the deployment's command; `prefect flow-run execute` when it has none"
+
+
+def test_a_claim_whose_first_answer_is_lost_is_still_ours(
+    prefect_server: PrefectServer, settings: Settings, backend: InMemoryBackend, schedule_run: ScheduleRun
+) -> None:
+    transport = RecordingTransport(lose=lose_first("POST", "/set_state"))
+    orchestrator = make_orchestrator(prefect_server, transport=transport)
+    dispatcher = Dispatcher(orchestrator, Backends(settings, {"process": backend}), settings)
+    run = schedule_run()
+
+    outcome = dispatcher.submit_run(run.id)
+
+    assert transport.lost == Counter({"POST flow_runs/{id}/set_state": 1})
+    assert transport.calls["POST flow_runs/{id}/set_state"] == 2, "retried, and Prefect REJECTs the same transition"
+    assert (outcome.status, outcome.infrastructure_pid) == (SubmissionStatus.SUBMITTED, f"memory::{run.id}-1")
+    assert [s.type for s in orchestrator.get_run(run.id).state_history] == [StateType.SCHEDULED, StateType.PENDING]
+    orchestrator.close()
+
+
+def test_a_tick_makes_three_prefect_calls_per_due_run(
+    prefect_server: PrefectServer,
+    settings: Settings,
+    backend: InMemoryBackend,
+    pool: WorkPool,
+    schedule_run: ScheduleRun,
+) -> None:
+    transport = RecordingTransport()
+    orchestrator = make_orchestrator(prefect_server, transport=transport)
+    dispatcher = Dispatcher(orchestrator, Backends(settings, {"process": backend}), settings)
+    schedule_run()
+    tick(dispatcher, pool.name)  # warms the server version; the first tick reads the deployment as well
+    transport.clear()
+    runs = [schedule_run() for _ in range(RUNS)]
+
+    report = tick(dispatcher, pool.name)
+
+    assert sorted(o.flow_run_id for o in report.outcomes if o.status is SubmissionStatus.SUBMITTED) == sorted(
+        run.id for run in runs
+    )
+    per_run = {call: count / RUNS for call, count in transport.answered.items() if count >= RUNS}
+    assert per_run == {
+        "POST flow_runs/{id}/set_state": 1,
+        "PATCH flow_runs/{id}": 1,
+        "PATCH flow_runs/{id}/labels": 1,
+    }, "claim, infrastructure id, labels: no history, no read-back"
+    per_tick = transport.answered - Counter({call: RUNS for call in per_run})
+    assert per_tick["GET deployments/{id}"] == 1, "the deployment read once in the tick"
+    assert per_tick.total() == 7, f"the pool, a heartbeat, 3 listings, the due runs, the deployment: {per_tick}"
+    assert set(transport.busy) <= set(per_run), "only writes meet a busy database (and are sent again)"
+    orchestrator.close()
+
+
+def test_prefect_takes_a_runs_labels_only_in_a_call_of_their_own(
+    orchestrator: PrefectOrchestrator, schedule_run: ScheduleRun
+) -> None:
+    """Why recording a submission takes two calls: `PATCH flow_runs/{id}` refuses labels (Prefect's `FlowRunUpdate`
+    forbids unknown fields); labels have an endpoint of their own, `PATCH flow_runs/{id}/labels`."""
+    run = schedule_run()
+
+    with pytest.raises(OrchestratorError, match=r"HTTP 422.*Extra inputs are not permitted"):
+        orchestrator.api.patch(f"flow_runs/{run.id}", {"infrastructure_pid": "x", "labels": {"a": "b"}})
+
+
+def test_a_run_given_back_is_reclaimed_as_a_resubmission_without_its_history(
+    prefect_server: PrefectServer, settings: Settings, pool: WorkPool, schedule_run: ScheduleRun
+) -> None:
+    failures = iter([True, True, True])
+
+    def flaky(operation: str, _run: object) -> None:
+        if operation == "submit" and next(failures, False):
+            raise TransientSubmissionError("throttled", retry_after=0)
+
+    backend = InMemoryBackend(fail=flaky)
+    transport = RecordingTransport()
+    orchestrator = make_orchestrator(prefect_server, transport=transport)
+    dispatcher = Dispatcher(orchestrator, Backends(settings, {"process": backend}), settings, sleep=lambda _: None)
+    run = schedule_run()
+    assert [o.status for o in tick(dispatcher, pool.name).outcomes] == [SubmissionStatus.REQUEUED]
+    listed = orchestrator.scheduled_runs(pool.name, datetime.now(UTC), 10)
+    assert [r.id for r in listed] == [run.id]
+
+    assert orchestrator.claim_run(listed[0], datetime.now(UTC), None) is ClaimResult.RECLAIMED
+    assert transport.calls["GET flow_run_states/"] == 0, "the label says it, not the history"
+    orchestrator.close()

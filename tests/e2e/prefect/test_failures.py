@@ -18,7 +18,8 @@ from push_pools.errors import (
     OrchestratorError,
     OrchestratorUnavailableError,
 )
-from push_pools.models import Deployment, StateType, SubmissionStatus, WorkPool
+from push_pools.models import Deployment, StateType, SubmissionOutcome, SubmissionStatus, WorkPool
+from push_pools.orchestrators.base import ClaimResult
 from push_pools.orchestrators.prefect import PrefectOrchestrator
 from push_pools.orchestrators.prefect.api import PrefectApi, PrefectConnection
 from push_pools.settings import Settings
@@ -119,22 +120,42 @@ def test_cancelling_a_scheduled_run_needs_no_infrastructure(
 
 
 def test_a_run_cancelled_while_being_submitted_has_its_infrastructure_stopped(
-    orchestrator: PrefectOrchestrator, settings: Settings, schedule_run: ScheduleRun
+    orchestrator: PrefectOrchestrator, settings: Settings, pool: WorkPool, schedule_run: ScheduleRun
 ) -> None:
     run = schedule_run()
+    early: list[SubmissionOutcome] = []
 
     def cancel_meanwhile(operation: str, _run: object) -> None:
         if operation == "submit":
             orchestrator.request_cancellation(run.id)
-            orchestrator.set_state(orchestrator.get_run(run.id), StateType.CANCELLED, "cancelled by a person")
+            early.append(dispatcher.cancel_run(run.id))  # the Cancelling webhook, before anything is recorded
 
     backend = InMemoryBackend(fail=cancel_meanwhile)
     dispatcher = Dispatcher(orchestrator, Backends(settings, {"process": backend}), settings)
 
     outcome = dispatcher.submit_run(run.id)
 
-    assert outcome.status is SubmissionStatus.CANCELLED
+    assert [o.status for o in early] == [SubmissionStatus.SKIPPED], "kept CANCELLING: no infrastructure to stop yet"
+    assert outcome.status is SubmissionStatus.SUBMITTED, "recorded with no read-back"
+    assert orchestrator.get_run(run.id).infrastructure_pid == outcome.infrastructure_pid
+    assert tick(dispatcher, pool.name).cancelled == 1
     assert backend.cancelled == {outcome.infrastructure_pid}
+    assert orchestrator.get_run(run.id).state.type is StateType.CANCELLED
+
+
+def test_a_cancelled_run_with_no_infrastructure_is_cancelled_after_the_orphan_timeout(
+    orchestrator: PrefectOrchestrator, settings: Settings, backend: InMemoryBackend, schedule_run: ScheduleRun
+) -> None:
+    run = schedule_run()
+    assert orchestrator.claim_run(run, datetime.now(UTC), None) is ClaimResult.CLAIMED  # its dispatcher then died
+    assert orchestrator.request_cancellation(run.id).state.type is StateType.CANCELLING
+    backends = Backends(settings, {"process": backend})
+
+    assert Dispatcher(orchestrator, backends, settings).cancel_run(run.id).status is SubmissionStatus.SKIPPED
+    later = Dispatcher(orchestrator, backends, settings, clock=lambda: datetime.now(UTC) + settings.orphan_timeout)
+    assert later.cancel_run(run.id).status is SubmissionStatus.CANCELLED
+    assert orchestrator.get_run(run.id).state.type is StateType.CANCELLED
+    assert backend.cancelled == set(), "nothing was started"
 
 
 def test_an_unreachable_server_is_an_error_to_retry(settings: Settings) -> None:

@@ -12,7 +12,6 @@ import pytest
 from push_pools.errors import OrchestratorError
 from push_pools.models import StateType
 from push_pools.orchestrators.prefect.schema import (
-    claim_transition_id,
     deployment_from_api,
     flow_run_from_api,
     history_from_api,
@@ -60,14 +59,11 @@ def test_new_pools_are_push_pools_except_on_prefect_cloud(ours: str, self_hosted
     assert our_pool_type(self_hosted) == our_pool_type(cloud) == ours
 
 
-def test_transition_ids_are_the_same_for_every_dispatcher_and_differ_per_attempt() -> None:
-    assert claim_transition_id(RUN_ID, 1) == claim_transition_id(RUN_ID, 1)
-    assert claim_transition_id(RUN_ID, 1) != claim_transition_id(RUN_ID, 2)
-    assert claim_transition_id(RUN_ID, 1) != claim_transition_id(str(uuid.uuid4()), 1)
-    assert uuid.UUID(claim_transition_id(RUN_ID, 1)).version == 5
+def test_release_transition_ids_are_the_same_for_every_dispatcher_and_differ_per_pending_state() -> None:
     pending_state = str(uuid.uuid4())
     assert release_transition_id(pending_state) == release_transition_id(pending_state)
-    assert release_transition_id(pending_state) != claim_transition_id(RUN_ID, 1)
+    assert release_transition_id(pending_state) != release_transition_id(str(uuid.uuid4()))
+    assert uuid.UUID(release_transition_id(pending_state)).version == 5
 
 
 def test_a_state_proposal_is_never_forced() -> None:
