@@ -27,12 +27,15 @@ from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 from typing import Any, Final
 
+from push_pools.backends.kit.evidence import mask_secrets
 from push_pools.errors import JobVariablesError, TemplateError
 
 PLACEHOLDER: Final = re.compile(r"{{\s*([\w.\-\[\]$]+)\s*}}")
 _PATH_PART: Final = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 _ENV_PREFIX: Final = "$"
 _PREFECT_PREFIX: Final = "prefect."
+SECRET_NAME: Final = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|AUTH)", re.IGNORECASE)
+"""Names whose values are never repeated: in validation messages, and by the CLI's output (`DB_PASSWORD`, `API_KEY`)."""
 
 
 class _Missing:
@@ -344,4 +347,22 @@ def _describe(error: Any) -> str:
     if not path and error.validator == "required":
         return str(error.message).replace("is a required property", "is a required job variable")
     name = path.lstrip(".") or "(all)"
-    return f"job variable '{name}': {error.message} (rule: {error.validator})"
+    named_secret = any(isinstance(part, str) and SECRET_NAME.search(part) for part in error.absolute_path)
+    message = mask_secrets(str(error.message), _secret_values(error.instance, named_secret))
+    return f"job variable '{name}': {message} (rule: {error.validator})"
+
+
+def _secret_values(node: Any, secret: bool) -> Iterator[str]:
+    """The values a message must not repeat: everything under a secret-named key (`DB_PASSWORD`), or named so
+    in a `{"name": ..., "value": ...}` pair."""
+    if isinstance(node, dict):
+        named = node.get("name")
+        pair = isinstance(named, str) and bool(SECRET_NAME.search(named))
+        for key, value in node.items():
+            is_secret = secret or SECRET_NAME.search(str(key)) is not None or (pair and key == "value")
+            yield from _secret_values(value, is_secret)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _secret_values(item, secret)
+    elif secret and node is not None and not isinstance(node, bool):
+        yield str(node)

@@ -4,7 +4,6 @@ ids and names whole on one line, never folded."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -17,11 +16,12 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from push_pools.templating import SECRET_NAME
+
 console = Console(highlight=False, emoji=False)
 errors = Console(stderr=True, highlight=False, emoji=False)
 """Both print stored text (names, descriptions, messages) only through `escape` or as `Text`: never as markup."""
 
-SECRET_NAME = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|AUTH)", re.IGNORECASE)
 REDACTED = "********"
 
 

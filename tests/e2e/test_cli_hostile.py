@@ -155,3 +155,30 @@ def test_every_file_the_cli_reads_is_read_within_limits(
 )
 def test_inline_json_is_read_within_limits(cli: Cli, deployment: str, args: tuple[str, ...], message: str) -> None:
     fails(cli("run", deployment, *args), message)
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        '{"env": {"DB_PASSWORD": ["hunter2"]}}',
+        '{"env": {"API_TOKEN": 12345678}}',
+        '{"env": [{"name": "DB_PASSWORD", "value": "hunter2"}]}',
+        '{"env": {"SERVICE_CREDENTIALS": {"user": "bob", "password": "hunter2"}}}',
+    ],
+)
+def test_validation_messages_mask_the_values_of_secret_named_variables(
+    cli: Cli, deployment: str, variables: str
+) -> None:
+    for args in (
+        ("deployment", "create", "other", "--pool", "local", "-v", variables),
+        ("run", deployment, "-v", variables),
+    ):
+        result = cli(*args)
+        fails(result, "invalid job variables: job variable 'env")
+        assert "********" in result.err
+        assert "hunter2" not in result.err
+        assert "12345678" not in result.err
+
+
+def test_validation_messages_keep_other_values(cli: Cli, deployment: str) -> None:
+    fails(cli("run", deployment, "-v", '{"env": {"GREETING": ["hello"]}}'), "['hello'] is not of type")
