@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from push_pools.backends import default_base_job_template
-from push_pools.cli import output
+from push_pools.cli import context, main, output
 from push_pools.errors import OrchestratorError
 from push_pools.models import Deployment, StateType, WorkPool
 from push_pools.orchestrators.local import LocalStore
@@ -182,3 +182,46 @@ def test_validation_messages_mask_the_values_of_secret_named_variables(
 
 def test_validation_messages_keep_other_values(cli: Cli, deployment: str) -> None:
     fails(cli("run", deployment, "-v", '{"env": {"GREETING": ["hello"]}}'), "['hello'] is not of type")
+
+
+@pytest.mark.parametrize(
+    ("later", "message"),
+    [
+        ("deployments: [{name: d, pool: nowhere}]", "no work pool named 'nowhere'"),
+        ("deployments: [{name: d, pool: a, job_variables: {stream_output: 1}}]", "1 is not of type 'boolean'"),
+        ("deployments: [{name: d, pool: a}, {name: d, pool: b}]", "deployment 'd' is declared more than once"),
+        ("  - {name: c, type: process, base_job_template: missing.json}", "cannot read"),
+    ],
+)
+def test_a_failed_apply_changes_nothing(cli: Cli, pool: str, tmp_path: Path, later: str, message: str) -> None:
+    spec = tmp_path / "push-pools.yaml"
+    spec.write_text(
+        "pools:\n"
+        "  - {name: a, type: process}\n"
+        f"  - {{name: {pool}, type: process, concurrency_limit: 9, description: changed}}\n"
+        "  - {name: b, type: process}\n" + later + "\n"
+    )
+    fails(cli("apply", str(spec)), message)
+    (only,) = ok(cli("ls", "-o", "json")).json()
+    assert (only["name"], only["concurrency_limit"], only["description"]) == (pool, 3, None)
+    assert ok(cli("deployment", "ls", "-o", "json")).json() == []
+
+
+def test_an_apply_the_store_fails_halfway_changes_nothing(
+    cli: Cli, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "push-pools.yaml"
+    big = "x" * 60_000  # the second pool's row needs more pages than the store may grow by
+    spec.write_text(f"pools:\n  - {{name: a, type: process}}\n  - {{name: b, type: process, description: {big}}}\n")
+    ok(cli("ls"))
+    context.reset()
+    store = context.catalog()
+    assert isinstance(store, LocalStore)
+    with store.atomic():  # grow the file to its working size first
+        pass
+    pages = store._db().execute("PRAGMA page_count").fetchone()[0]
+    store._db().execute(f"PRAGMA max_page_count = {pages + 4}")  # a full disk, as SQLite reports it
+    capsys.readouterr()
+    assert main(["apply", str(spec)]) == 1
+    assert "database or disk is full" in capsys.readouterr().err
+    assert ok(cli("ls", "-o", "json")).json() == []

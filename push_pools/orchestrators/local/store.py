@@ -74,8 +74,22 @@ class LocalStore:
         return db
 
     @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Make every write of this thread inside the block one transaction: all committed when the block ends,
+        none if it raises."""
+        with self._write():
+            self._local.atomic = True
+            try:
+                yield
+            finally:
+                self._local.atomic = False
+
+    @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         db = self._db()
+        if getattr(self._local, "atomic", False):  # inside `atomic`: part of its transaction
+            yield db
+            return
         try:
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
@@ -83,7 +97,8 @@ class LocalStore:
         try:
             yield db
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # SQLite has already rolled back after some errors (a full disk)
+                db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
 
