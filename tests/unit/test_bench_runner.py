@@ -11,7 +11,7 @@ from bench.figures import Figure
 
 def test_every_benchmark_with_a_measure_function_is_found() -> None:
     found = runner.discover()
-    assert {"aws", "azure", "dispatch", "gcp", "prefect"} <= set(found)
+    assert {"aws", "azure", "dispatch", "gcp", "prefect", "store"} <= set(found)
     assert not {"figures", "footprint", "fresh_process", "__main__"} & set(found), "helpers are not benchmarks"
 
 
