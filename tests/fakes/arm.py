@@ -18,7 +18,9 @@ Retry-After that frees a slot), `group_limit` groups at once (409 `ContainerGrou
 faults drawn from a seeded RNG: throttling (429), server errors (500), and lost responses (the create happens,
 the client sees a 500). Every call is counted by method and kind.
 
-Tests drive the container: `finish(name, exit_code, logs)`, `fail_provisioning(name, event)`, `stop(name)`.
+Tests drive the container: `finish(name, exit_code, logs)`, `fail_provisioning(name, event)`, `stop(name)`; its
+instance view lists a Normal "Started container" event, then the Warning events a failure added. `denied` kinds of
+call are refused with 403 (`{"GET logs"}`: no containers/logs/read).
 """
 
 from __future__ import annotations
@@ -97,6 +99,9 @@ class FakeGroup:
     stopped: bool = False
     logs: str = ""
     events: list[str] = field(default_factory=list)
+    """Messages of the container's Warning events ("Failed")."""
+    normal_events: list[str] = field(default_factory=lambda: ["Started container"])
+    """Messages of its Normal events ("Started"), which ACI lists first."""
     reads_until_running: int = 0
 
     @property
@@ -533,7 +538,10 @@ class FakeArm:
             state["exitCode"] = group.exit_code
         if group.finish_time is not None:
             state["finishTime"] = group.finish_time.isoformat()
-        events = [{"count": 1, "name": "Failed", "message": message, "type": "Warning"} for message in group.events]
+        events = [
+            {"count": 1, "name": "Started", "message": message, "type": "Normal"} for message in group.normal_events
+        ]
+        events += [{"count": 1, "name": "Failed", "message": message, "type": "Warning"} for message in group.events]
         return {"restartCount": 0, "currentState": state, "events": events}
 
 

@@ -13,6 +13,7 @@ from push_pools.backends.base import JobLogs
 from push_pools.backends.kit import secrets
 from push_pools.backends.kit.cache import TtlCache
 from push_pools.backends.kit.errors import ErrorTable, SdkFailure
+from push_pools.backends.kit.evidence import last_lines, output_tail
 from push_pools.backends.kit.gate import RateGate
 from push_pools.backends.kit.retry_after import parse_retry_after
 from push_pools.backends.kit.shapes import TagRules, env_pairs, replace_forbidden, split_argv, string_map
@@ -215,3 +216,11 @@ def test_finished_is_defined_once() -> None:
 def test_job_logs_keep_their_last_lines(count: int | None, lines: tuple[str, ...]) -> None:
     logs = JobLogs(lines=("a", "b", "c"), elsewhere="aws logs tail g")
     assert logs.last(count) == JobLogs(lines=lines, elsewhere="aws logs tail g")
+
+
+def test_last_lines_keep_the_logs_end_within_a_limit() -> None:
+    assert last_lines("a\nb\nc\n", lines=2) == "b\nc"
+    assert last_lines("abcdef", limit=4) == "…def"
+    assert last_lines("") == ""
+    assert output_tail("key pnu_abcdef\nok", ["pnu_abcdef"], lines=1) == "ok"
+    assert output_tail("key pnu_abcdef\nok", ["pnu_abcdef"]) == "key ********\nok"

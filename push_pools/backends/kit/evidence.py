@@ -7,14 +7,20 @@ secret value it is given by `********` before cutting, so a secret is masked eve
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
-from push_pools.backends.kit.secrets import MASK
+from push_pools.backends.kit.secrets import CREDENTIAL_ENV, MASK
 
 TAIL_LINES = 20
 TAIL_CHARS = 2048
 MIN_SECRET_CHARS = 4
 """Shorter values are not masked: replacing every "1" or "ab" would garble the output and hide nothing."""
+
+
+def executor_credentials() -> list[str]:
+    """The orchestrator's credentials in this process's environment, which it hands to the runs it starts."""
+    return [os.environ[name] for name in sorted(CREDENTIAL_ENV) if os.environ.get(name)]
 
 
 def mask_secrets(text: str, secrets: Iterable[str]) -> str:

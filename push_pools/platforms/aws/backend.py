@@ -39,14 +39,13 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from push_pools.backends.base import JobLogs, RunContext
 from push_pools.backends.kit.cache import TtlCache
-from push_pools.backends.kit.evidence import TAIL_LINES, mask_secrets, output_tail
+from push_pools.backends.kit.evidence import TAIL_LINES, executor_credentials, mask_secrets, output_tail
 from push_pools.backends.kit.secrets import CREDENTIAL_ENV, reveal
 from push_pools.errors import (
     ConfigurationError,
@@ -380,7 +379,7 @@ def _known_secrets(task: Mapping[str, Any]) -> list[str]:
         for pair in container.get("environment") or []
         if pair.get("name") in CREDENTIAL_ENV
     ]
-    return [*values, *(os.environ[name] for name in CREDENTIAL_ENV if os.environ.get(name))]
+    return [*values, *executor_credentials()]
 
 
 def _filter(name: str, value: str) -> dict[str, Any]:

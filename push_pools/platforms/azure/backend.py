@@ -10,7 +10,11 @@
   compare with what runs, and it could restart the container.
 - **No waiting**: the create is sent with `polling=False` and the call returns once ARM accepts it (201). The
   tick reads the group later (`reports_infrastructure_events = False`): provisioning failures and exit codes
-  come from there, with the container's last log lines in a failure's message.
+  come from there, with ACI's evidence in a failure's message while the group still exists (the sweep deletes it
+  only after `retention`): the detail status, the warning events and the container's last log lines (one GET
+  logs per failure), masked and bounded (`aci_status`).
+- **Logs**: `logs()` reads the job container's log (GET logs) while its group exists; where reading is denied it
+  gives the `az container logs` command. ACI keeps no log once the group is deleted.
 - **Errors**, by HTTP status and ARM error code only: 408/429/5xx, `ContainerGroupQuotaReached`,
   `AnotherOperationInProgress` and network errors are transient (Retry-After is passed on); other 4xx are
   permanent. After a 429 on a create, no create is sent to that subscription until Retry-After has passed.
@@ -26,14 +30,17 @@
 from __future__ import annotations
 
 import logging
+import shlex
 import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import IO, TYPE_CHECKING, Any, ClassVar, cast
 
-from push_pools.backends.base import RunContext
+from push_pools.backends.base import JobLogs, RunContext
 from push_pools.backends.kit.cache import TtlCache
+from push_pools.backends.kit.evidence import TAIL_LINES, executor_credentials, mask_secrets, output_tail
 from push_pools.backends.kit.gate import RateGate
+from push_pools.backends.kit.secrets import CREDENTIAL_ENV
 from push_pools.errors import (
     ConfigurationError,
     PermanentSubmissionError,
@@ -57,7 +64,6 @@ from push_pools.platforms.azure.request import (
     secret_values,
 )
 from push_pools.platforms.azure.status import (
-    LOG_TAIL_LINES,
     GroupReading,
     infrastructure_status,
     is_finished,
@@ -167,8 +173,35 @@ class AciBackend:
         self._note_reading(infrastructure_pid, reading)
         status = infrastructure_status(reading)
         if status.state is InfrastructureState.FAILED:
-            status = infrastructure_status(reading, self._last_logs(client, group, name, container_group))
+            status = infrastructure_status(reading, self._log_tail(client, group, name, container_group))
         return status
+
+    def logs(self, infrastructure_pid: str, tail: int | None = None) -> JobLogs:
+        """The job container's log while its group exists (masked), or the `az` command where reading is denied."""
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+        subscription, group, name = parse_container_group_id(infrastructure_pid)
+        client = self._clients(subscription)
+        container_name = JOB_CONTAINER_NAME
+        with translated(f"reading the logs of container group {name}"):
+            try:
+                container = _job_container(client.container_groups.get(group, name))
+                if container is None or tail == 0:
+                    return JobLogs()
+                container_name = container.name
+                logs = client.containers.list_logs(group, name, container_name, tail=tail)
+            except ResourceNotFoundError:
+                raise ConfigurationError(
+                    f"container group {name} no longer exists: ACI's logs go with their group, deleted "
+                    f"{self.retention.total_seconds():g}s after its container ended (PUSH_POOL_ACI_RETENTION_SECONDS)"
+                ) from None
+            except HttpResponseError as exc:
+                if exc.status_code != 403:
+                    raise
+                logger.warning("cannot read the logs of container group %s: %s", name, exc.reason)
+                return JobLogs(elsewhere=_az_logs_command(subscription, group, name, container_name))
+        text = mask_secrets(logs.content or "", _known_secrets(container))
+        return JobLogs(lines=tuple(text.splitlines())).last(tail)
 
     def cancel(self, infrastructure_pid: str) -> None:
         subscription, group, name = parse_container_group_id(infrastructure_pid)
@@ -231,21 +264,22 @@ class AciBackend:
 
         return self._locations.get_or_compute((subscription.lower(), group.lower()), read)
 
-    def _last_logs(
+    def _log_tail(
         self, client: ContainerInstanceManagementClient, group: str, name: str, container_group: ContainerGroup
     ) -> str | None:
-        """The job container's last log lines for a failure's message; a failure to read them is only logged."""
+        """The job container's last log lines for a failure's message, masked and bounded; a failure to read them
+        is only logged."""
         from azure.core.exceptions import AzureError
 
         container = _job_container(container_group)
         if container is None:
             return None
         try:
-            logs = client.containers.list_logs(group, name, container.name, tail=LOG_TAIL_LINES)
+            logs = client.containers.list_logs(group, name, container.name, tail=TAIL_LINES)
         except AzureError as exc:
             logger.warning("cannot read the logs of container group %s: %s", name, type(exc).__name__)
             return None
-        return logs.content
+        return output_tail(logs.content or "", _known_secrets(container)) or None
 
     def _sweep_resource_group(self, subscription: str, group: str, now: datetime) -> int:
         client = self._clients(subscription)
@@ -335,6 +369,7 @@ def read_group(container_group: ContainerGroup) -> GroupReading:
     current = view.current_state if view is not None else None
     group_view = container_group.instance_view
     events = [*(group_view.events or [] if group_view else []), *(view.events or [] if view else [])]
+    warnings = [event for event in events if (event.type or "").lower() == "warning"]
     return GroupReading(
         provisioning_state=container_group.provisioning_state,
         group_state=group_view.state if group_view else None,
@@ -343,6 +378,7 @@ def read_group(container_group: ContainerGroup) -> GroupReading:
         detail_status=current.detail_status if current else None,
         finish_time=current.finish_time if current else None,
         events=tuple(event.message for event in events if event.message),
+        warnings=tuple(event.message for event in warnings if event.message),
         tags=dict(container_group.tags or {}),
     )
 
@@ -377,6 +413,20 @@ def _delete_group(client: ContainerInstanceManagementClient, group: str, name: s
         client.container_groups.begin_delete(group, name, polling=False).result()
     except ResourceNotFoundError:
         return
+
+
+def _known_secrets(container: Any) -> list[str]:
+    """The orchestrator's credentials as the container's plain env values (ARM never returns secure ones) and this
+    function's environment hold them."""
+    variables = container.environment_variables or []
+    plain = [v.value for v in variables if v.name in CREDENTIAL_ENV and v.value]
+    return [*plain, *executor_credentials()]
+
+
+def _az_logs_command(subscription: str, group: str, name: str, container: str) -> str:
+    """The Azure CLI command that shows the container's log, for whoever cannot read it through push-pools."""
+    options = {"--resource-group": group, "--name": name, "--container-name": container, "--subscription": subscription}
+    return " ".join(["az container logs", *(f"{flag} {shlex.quote(value)}" for flag, value in options.items())])
 
 
 def _job_container(container_group: ContainerGroup) -> Any:

@@ -4,6 +4,10 @@ ACI reports three layers: the group's provisioning state (Pending/Creating → S
 be placed or its image not pulled), the group's instance state, and the job container's current state (Waiting →
 Running → Terminated with an exit code). The container's exit code, when there is one, decides; a failed
 provisioning is a failure; a group stopped by someone is a cancellation.
+
+A failure's message is the evidence ACI keeps while the group exists: the container's detail status, its warning
+events (the last three: "Failed to pull image ...", "Back-off restarting ...") or else its last event, and the last
+lines of its log (read by the backend, masked and bounded by `backends.kit.evidence`), in at most `TAIL_CHARS`.
 """
 
 from __future__ import annotations
@@ -11,10 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from push_pools.backends.kit.evidence import TAIL_CHARS
 from push_pools.models import InfrastructureState, InfrastructureStatus
 
-LOG_TAIL_LINES = 20
-MAX_MESSAGE_CHARS = 2000
+WARNING_EVENTS = 3
 _STARTING_PROVISIONING = {"pending", "creating", "repairing", "updating", "accepted"}
 
 
@@ -30,20 +34,23 @@ class GroupReading:
     finish_time: datetime | None = None
     events: tuple[str, ...] = ()
     """Event messages of the group and the job container, oldest first."""
+    warnings: tuple[str, ...] = ()
+    """The messages of those events ACI typed "Warning", oldest first."""
     tags: dict[str, str] = field(default_factory=dict)
 
 
-def infrastructure_status(reading: GroupReading, logs: str | None = None) -> InfrastructureStatus:
-    """The run's infrastructure status; `logs` (the container's last lines) go into a failure's message."""
+def infrastructure_status(reading: GroupReading, log_tail: str | None = None) -> InfrastructureStatus:
+    """The run's infrastructure status; `log_tail` (the container's last lines, masked) goes into a failure's
+    message."""
     provisioning = (reading.provisioning_state or "").lower()
     if (reading.container_state or "").lower() == "terminated":
         if reading.exit_code == 0:
             return InfrastructureStatus(state=InfrastructureState.SUCCEEDED, exit_code=0)
         return InfrastructureStatus(
-            state=InfrastructureState.FAILED, exit_code=reading.exit_code, message=_failure_message(reading, logs)
+            state=InfrastructureState.FAILED, exit_code=reading.exit_code, message=_failure_message(reading, log_tail)
         )
     if provisioning == "failed":
-        return InfrastructureStatus(state=InfrastructureState.FAILED, message=_failure_message(reading, logs))
+        return InfrastructureStatus(state=InfrastructureState.FAILED, message=_failure_message(reading, log_tail))
     if provisioning == "deleting":
         return InfrastructureStatus(state=InfrastructureState.GONE, message="the container group is being deleted")
     if (reading.group_state or "").lower() == "stopped":
@@ -69,19 +76,21 @@ def is_starting(reading: GroupReading) -> bool:
     return (reading.provisioning_state or "").lower() in _STARTING_PROVISIONING
 
 
-def last_lines(text: str, lines: int = LOG_TAIL_LINES, limit: int = MAX_MESSAGE_CHARS) -> str:
-    """The end of a log: its last lines, and no more than `limit` characters of them."""
-    tail = "\n".join(text.rstrip().splitlines()[-lines:])
-    return tail if len(tail) <= limit else "…" + tail[-(limit - 1) :]
-
-
-def _failure_message(reading: GroupReading, logs: str | None) -> str:
-    parts = []
-    if reading.detail_status:
-        parts.append(reading.detail_status)
-    if reading.events:
+def _failure_message(reading: GroupReading, log_tail: str | None) -> str:
+    """ACI's account, then the log's last lines, in at most TAIL_CHARS (the log's end is what is kept)."""
+    parts = [reading.detail_status] if reading.detail_status else []
+    warnings = list(dict.fromkeys(reversed(reading.warnings)))[:WARNING_EVENTS][::-1]
+    if warnings:
+        parts.append("events: " + "; ".join(warnings))
+    elif reading.events:
         parts.append(f"last event: {reading.events[-1]}")
-    if logs and logs.strip():
-        parts.append("last log lines:\n" + last_lines(logs))
-    message = "; ".join(parts) if parts else "the container group failed"
-    return message if len(message) <= MAX_MESSAGE_CHARS else message[: MAX_MESSAGE_CHARS - 1] + "…"
+    account = _cut("; ".join(parts), TAIL_CHARS // 2 if log_tail else TAIL_CHARS)
+    if not log_tail:
+        return account or "the container group failed"
+    prefix = f"{account}; last log lines:\n" if account else "last log lines:\n"
+    room = TAIL_CHARS - len(prefix)
+    return prefix + (log_tail if len(log_tail) <= room else "…" + log_tail[-(room - 1) :])
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

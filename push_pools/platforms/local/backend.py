@@ -34,8 +34,8 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from push_pools.backends.base import JobLogs, RunContext, parse_job_configuration
-from push_pools.backends.kit.evidence import mask_secrets, output_tail
-from push_pools.backends.kit.secrets import CREDENTIAL_ENV, reveal, secret_env, secret_values
+from push_pools.backends.kit.evidence import executor_credentials, mask_secrets, output_tail
+from push_pools.backends.kit.secrets import reveal, secret_env, secret_values
 from push_pools.backends.kit.shapes import split_argv
 from push_pools.errors import ConfigurationError, PermanentSubmissionError
 from push_pools.models import InfrastructureRef, InfrastructureState, InfrastructureStatus
@@ -181,8 +181,7 @@ class ProcessBackend:
         return f"last output lines:\n{tail}" if tail else None
 
     def _known_secrets(self, pid: int) -> list[str]:
-        credentials = [os.environ[name] for name in CREDENTIAL_ENV if os.environ.get(name)]
-        return [*self._secrets.get(pid, ()), *credentials]
+        return [*self._secrets.get(pid, ()), *executor_credentials()]
 
     def _spawn(self, request: dict[str, Any], run_dir: Path) -> int:
         env = {**os.environ, **{k: v for k, v in request["env"].items() if v is not None}}

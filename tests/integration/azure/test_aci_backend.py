@@ -213,23 +213,53 @@ def test_status_follows_the_container(aci_backend: AciBackend, arm: FakeArm) -> 
     assert arm.calls["GET logs"] == 0, "logs are read only for failures"
 
 
-def test_a_non_zero_exit_reports_the_last_log_lines(aci_backend: AciBackend, arm: FakeArm) -> None:
+def test_a_non_zero_exit_reports_the_last_log_lines_masked(
+    aci_backend: AciBackend, arm: FakeArm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PREFECT_API_KEY", API_KEY)  # the function's own: ARM never returns the secure value
     pid = aci_backend.submit(configuration(), run_context()).infrastructure_pid
-    arm.finish(group_name(pid), 3, logs="\n".join(f"step {i}" for i in range(50)) + "\nValueError: bad row 7")
+    output = [f"step {i}" for i in range(50)] + [f"using {API_KEY}", "ValueError: bad row 7"]
+    arm.finish(group_name(pid), 3, logs="\n".join(output))
     status = aci_backend.status(pid)
     assert (status.state, status.exit_code) == (InfrastructureState.FAILED, 3)
-    assert status.message is not None
-    assert status.message.endswith("ValueError: bad row 7")
-    assert "step 31" in status.message
-    assert "step 30" not in status.message
+    tail = "\n".join([*(f"step {i}" for i in range(32, 50)), "using ********", "ValueError: bad row 7"])
+    assert status.message == f"Error; last event: Started container; last log lines:\n{tail}"
+    assert arm.calls["GET logs"] == 1
 
 
-def test_a_failed_provisioning_is_a_failure_with_its_event(aci_backend: AciBackend, arm: FakeArm) -> None:
+def test_a_failed_provisioning_is_a_failure_with_its_warning_events(aci_backend: AciBackend, arm: FakeArm) -> None:
     pid = aci_backend.submit(configuration(), run_context()).infrastructure_pid
     arm.fail_provisioning(group_name(pid), "Failed to pull image ghcr.io/acme/etl:1")
     status = aci_backend.status(pid)
     assert status.state is InfrastructureState.FAILED
-    assert "Failed to pull image" in (status.message or "")
+    assert status.message == "ErrImagePull; events: Failed to pull image ghcr.io/acme/etl:1"
+
+
+def test_logs_read_the_containers_log_while_its_group_exists(
+    aci_backend: AciBackend, arm: FakeArm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PREFECT_API_KEY", API_KEY)
+    pid = aci_backend.submit(configuration(), run_context()).infrastructure_pid
+    arm.group(group_name(pid)).logs = f"one\ntwo {API_KEY}\nthree"
+    assert aci_backend.logs(pid).lines == ("one", "two ********", "three")
+    assert aci_backend.logs(pid, tail=2).lines == ("two ********", "three")
+    assert aci_backend.logs(pid, tail=0).lines == ()
+    aci_backend.cancel(pid)
+    with pytest.raises(ConfigurationError, match=r"no longer exists: ACI's logs go with their group"):
+        aci_backend.logs(pid)
+
+
+def test_where_reading_logs_is_denied_they_give_the_az_command(aci_backend: AciBackend, arm: FakeArm) -> None:
+    pid = aci_backend.submit(configuration(), run_context()).infrastructure_pid
+    arm.denied.add("GET logs")
+    found = aci_backend.logs(pid)
+    assert found.lines == ()
+    assert found.elsewhere == (
+        f"az container logs --resource-group {RESOURCE_GROUP} --name {group_name(pid)} --container-name flow-run "
+        f"--subscription {SUBSCRIPTION}"
+    )
+    arm.finish(group_name(pid), 1, logs="boom")
+    assert aci_backend.status(pid).message == "Error; last event: Started container", "the failure still shows"
 
 
 def test_a_starting_group_is_starting(make_backend: MakeBackend) -> None:

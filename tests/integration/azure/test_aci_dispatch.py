@@ -51,9 +51,10 @@ def test_a_non_zero_exit_crashes_the_run_with_its_last_log_lines(
     tick(aci_dispatcher)
     state = store.get_run(run.id).state
     assert state.type is StateType.CRASHED
-    assert state.message is not None
-    assert "exited with code 2" in state.message
-    assert "KeyError: 'customer_id'" in state.message
+    assert state.message == (
+        "Infrastructure exited with code 2: Error; last event: Started container; last log lines:\n"
+        "loading\nKeyError: 'customer_id'"
+    )
 
 
 def test_cancelling_deletes_the_group(

@@ -7,9 +7,10 @@ from email.utils import format_datetime
 
 import pytest
 
+from push_pools.backends.kit.evidence import TAIL_CHARS, output_tail
 from push_pools.backends.kit.retry_after import parse_retry_after
 from push_pools.models import InfrastructureState
-from push_pools.platforms.azure.status import GroupReading, infrastructure_status, is_finished, is_starting, last_lines
+from push_pools.platforms.azure.status import GroupReading, infrastructure_status, is_finished, is_starting
 
 S = InfrastructureState
 
@@ -38,28 +39,32 @@ def test_readings_map_to_infrastructure_states(reading: GroupReading, state: S, 
 
 def test_a_failure_message_has_the_detail_the_last_event_and_the_last_log_lines() -> None:
     reading = GroupReading("Succeeded", "Failed", "Terminated", exit_code=1, detail_status="Error", events=("a", "b"))
-    logs = "\n".join(f"line {i}" for i in range(100)) + "\nTraceback: boom\n"
-    message = infrastructure_status(reading, logs).message or ""
-    assert message.startswith("Error; last event: b; last log lines:\n")
-    assert message.endswith("Traceback: boom")
-    assert "line 81" in message
-    assert "line 80" not in message, "only the last 20 lines"
+    tail = output_tail("\n".join(f"line {i}" for i in range(100)) + "\nTraceback: boom\n")
+    message = infrastructure_status(reading, tail).message or ""
+    assert message == f"Error; last event: b; last log lines:\n{tail}"
 
 
-def test_a_failure_message_is_bounded() -> None:
-    reading = GroupReading("Succeeded", "Failed", "Terminated", exit_code=1)
-    message = infrastructure_status(reading, "x" * 10_000).message or ""
-    assert len(message) <= 2000
+def test_warning_events_are_the_evidence_the_last_three_once_each() -> None:
+    warnings = ("pull failed", "back-off 1", "back-off 2", "pull failed", "back-off 3")
+    reading = GroupReading(
+        "Failed", "Failed", "Waiting", detail_status="ErrImagePull", events=("Started", *warnings), warnings=warnings
+    )
+    message = infrastructure_status(reading).message
+    assert message == "ErrImagePull; events: back-off 2; pull failed; back-off 3"
+
+
+@pytest.mark.parametrize("detail", ["Error", "E" * 5000])
+def test_a_failure_message_is_bounded_and_keeps_the_logs_end(detail: str) -> None:
+    reading = GroupReading("Succeeded", "Failed", "Terminated", exit_code=1, detail_status=detail)
+    message = infrastructure_status(reading, "x" * 10_000 + "END").message or ""
+    assert len(message) == TAIL_CHARS
+    assert message.startswith(detail[:100])
+    assert message.endswith("xEND")
+    assert len(infrastructure_status(reading).message or "") <= TAIL_CHARS
 
 
 def test_a_failure_without_details_still_says_something() -> None:
     assert infrastructure_status(GroupReading("Failed")).message == "the container group failed"
-
-
-def test_last_lines() -> None:
-    assert last_lines("a\nb\nc\n", lines=2) == "b\nc"
-    assert last_lines("abcdef", limit=4) == "…def"
-    assert last_lines("") == ""
 
 
 @pytest.mark.parametrize(
