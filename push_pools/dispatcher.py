@@ -113,7 +113,7 @@ class Dispatcher:
 
     def submit_run(self, flow_run_id: str) -> SubmissionOutcome:
         """Submit one run by id if it is due: the webhook's and the queue message's path."""
-        return self.submit(self.orchestrator.get_run(flow_run_id))
+        return self.submit(self.orchestrator.get_run(flow_run_id, with_history=False))
 
     def submit(self, run: FlowRun, pool: WorkPool | None = None) -> SubmissionOutcome:
         """Claim and submit a run, or say why not. Safe to call any number of times, from anywhere, at once."""
@@ -135,7 +135,7 @@ class Dispatcher:
             )
             return self._submit_claimed(run, pool, resubmission=claimed_before)
         if claim is ClaimResult.HELD:
-            return self._resume_held(self.orchestrator.get_run(run.id), pool, now)
+            return self._resume_held(self.orchestrator.get_run(run.id, with_history=False), pool, now)
         if claim is ClaimResult.AT_LIMIT:
             return _outcome(run, SubmissionStatus.DEFERRED, f"pool {pool.name!r} is at its concurrency limit")
         return _outcome(run, SubmissionStatus.SKIPPED, "another dispatcher has this run")
@@ -218,7 +218,7 @@ class Dispatcher:
 
     def cancel_run(self, flow_run_id: str) -> SubmissionOutcome:
         """Stop a CANCELLING run's infrastructure and mark it CANCELLED. Idempotent."""
-        return self.cancel(self.orchestrator.get_run(flow_run_id))
+        return self.cancel(self.orchestrator.get_run(flow_run_id, with_history=False))
 
     def cancel(self, run: FlowRun) -> SubmissionOutcome:
         if run.state.type is not StateType.CANCELLING:

@@ -63,7 +63,10 @@ class Orchestrator(Protocol):
 
     def get_deployment(self, deployment_id: str) -> Deployment: ...
 
-    def get_run(self, flow_run_id: str) -> FlowRun: ...
+    def get_run(self, flow_run_id: str, *, with_history: bool = True) -> FlowRun:
+        """A run by id; `with_history=False` lets an orchestrator leave out its state history where reading it
+        costs a call (Prefect): the dispatcher needs only the run's state, and its claim tells a resubmission."""
+        ...
 
     def scheduled_runs(self, pool_name: str, before: datetime, limit: int) -> list[FlowRun]:
         """SCHEDULED runs of the pool expected to start no later than `before`, oldest first."""

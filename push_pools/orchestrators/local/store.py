@@ -243,7 +243,8 @@ class LocalStore:
             )
         return [row[0] for row in rows]
 
-    def get_run(self, flow_run_id: str) -> FlowRun:
+    def get_run(self, flow_run_id: str, *, with_history: bool = True) -> FlowRun:
+        """The run with its state history, always (one indexed query more)."""
         db = self._db()
         row = db.execute("SELECT * FROM flow_runs WHERE id = ?", (flow_run_id,)).fetchone()
         if row is None:

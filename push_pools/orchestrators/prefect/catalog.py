@@ -147,10 +147,10 @@ class PrefectCatalog:
 
     # ---- flow runs --------------------------------------------------------------------------------------------
 
-    def get_run(self, flow_run_id: str) -> FlowRun:
-        """The run with its state history (one more call: the history tells a first claim from a later one)."""
+    def get_run(self, flow_run_id: str, *, with_history: bool = True) -> FlowRun:
+        """The run, with its state history when asked (one more call)."""
         data = self.read_run(flow_run_id)
-        return self.flow_run(data, history=self.read_history(data["id"]))
+        return self.flow_run(data, history=self.read_history(data["id"]) if with_history else None)
 
     def list_runs(
         self, *, pool_name: str | None = None, states: Collection[StateType] = (), limit: int = 100

@@ -251,6 +251,34 @@ def test_a_tick_makes_three_prefect_calls_per_due_run(
     orchestrator.close()
 
 
+def test_a_webhook_submission_reads_the_run_and_its_pool_then_makes_the_same_three_calls(
+    prefect_server: PrefectServer,
+    settings: Settings,
+    backend: InMemoryBackend,
+    pool: WorkPool,
+    schedule_run: ScheduleRun,
+) -> None:
+    transport = RecordingTransport()
+    orchestrator = make_orchestrator(prefect_server, transport=transport)
+    dispatcher = Dispatcher(orchestrator, Backends(settings, {"process": backend}), settings)
+    dispatcher.submit_run(schedule_run().id)  # warms the server version and the deployment
+    transport.clear()
+    run = schedule_run()
+
+    assert dispatcher.submit_run(run.id).status is SubmissionStatus.SUBMITTED
+
+    assert transport.answered == Counter(
+        {
+            "GET flow_runs/{id}": 1,
+            f"GET work_pools/{pool.name}": 1,
+            "POST flow_runs/{id}/set_state": 1,
+            "PATCH flow_runs/{id}": 1,
+            "PATCH flow_runs/{id}/labels": 1,
+        }
+    ), "no history: the claim tells a resubmission"
+    orchestrator.close()
+
+
 def test_prefect_takes_a_runs_labels_only_in_a_call_of_their_own(
     orchestrator: PrefectOrchestrator, schedule_run: ScheduleRun
 ) -> None:
