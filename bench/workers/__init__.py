@@ -1,6 +1,6 @@
 """push-pools side by side with Prefect's own workers, on the same fakes and the same runs (issue 7, part 2).
 
-    .venv/bin/python -m bench.workers [--quick] [--repeats N] [--burst-runs N] [--file-database]
+    .venv/bin/python -m bench.workers [--quick] [--repeats N] [--burst-runs N] [--file-database] [--ecs-burst-only]
 
 One Prefect server provides the runs of both sides in every comparison (`world`): `ecs` (calls per run, task
 definition registrations, time to submit 100 due runs, a 500-run burst against ECS's rate limits), `cloud_run` and
@@ -17,10 +17,15 @@ from bench.figures import Figure
 
 
 def measure(
-    quick: bool = False, *, repeats: int = 1, burst_runs: int = 500, file_database: bool = False
+    quick: bool = False,
+    *,
+    repeats: int = 1,
+    burst_runs: int = 500,
+    file_database: bool = False,
+    ecs_burst_only: bool = False,
 ) -> list[Figure]:
-    """Every comparison; `quick` is a smoke test of the whole path (batches of 20, a 120-run burst), about three
-    minutes here: a Prefect server and Prefect's worker processes take their time to start."""
+    """Every comparison, or only the ECS burst; `quick` is a smoke test of the whole path (batches of 20, a 120-run
+    burst), about three minutes here: a Prefect server and Prefect's worker processes take their time to start."""
     from bench.workers import aci, cloud_run, ecs
     from bench.workers.world import Runs, prefect_server
     from push_pools.orchestrators.prefect.api import PrefectApi
@@ -33,9 +38,12 @@ def measure(
         runs = Runs(PrefectApi(server.connection()))
         try:
             batch, burst = (20, 120) if quick else (100, burst_runs)
-            figures = ecs.measure(server, runs, work, repeats=repeats, batch=batch, burst_runs=burst)
-            figures += cloud_run.measure(server, runs, work)
-            figures += aci.measure(server, runs, work)
+            figures = ecs.measure(
+                server, runs, work, repeats=repeats, batch=batch, burst_runs=burst, burst_only=ecs_burst_only
+            )
+            if not ecs_burst_only:
+                figures += cloud_run.measure(server, runs, work)
+                figures += aci.measure(server, runs, work)
         finally:
             runs.api.close()
     return figures

@@ -16,8 +16,15 @@ def main() -> None:
     parser.add_argument(
         "--file-database", action="store_true", help="the Prefect server on its default SQLite file (see world.py)"
     )
+    parser.add_argument("--ecs-burst-only", action="store_true", help="only the ECS burst, both sides")
     args = parser.parse_args()
-    figures = measure(args.quick, repeats=args.repeats, burst_runs=args.burst_runs, file_database=args.file_database)
+    figures = measure(
+        args.quick,
+        repeats=args.repeats,
+        burst_runs=args.burst_runs,
+        file_database=args.file_database,
+        ecs_burst_only=args.ecs_burst_only,
+    )
     print_figures(figures)
 
 

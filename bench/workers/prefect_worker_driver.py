@@ -7,8 +7,10 @@ TYPE is a Prefect worker type (`ecs`, `cloud-run-v2` or `azure-container-instanc
 server, and for ECS its task observer), with Prefect's settings from the environment. Then, for each line `poll` on
 stdin, it runs one iteration of the worker's polling loop (`get_and_submit_flow_runs`, what `prefect worker start`
 runs every PREFECT_WORKER_QUERY_SECONDS) and waits until every run that poll took has been submitted (the worker's
-own in-flight set is empty), then prints one JSON line: `{"runs": N, "seconds": S}`. `quit` (or end of input)
-leaves the worker context as Ctrl-C would.
+own in-flight set is empty), then prints one JSON line: `{"runs": N, "seconds": S, "prefect_calls": C,
+"prefect_busy": B}`, C being the requests the worker sent to the Prefect API during the poll (counted where its
+HTTP client sends them, retries included) and B those answered 503 (a busy database; the client sends them again).
+`quit` (or end of input) leaves the worker context as Ctrl-C would.
 
 Only the time between polls is ours: `prefect worker start` waits 15 s (±30 % jitter) between polls and does not
 wait for the previous poll's submissions.
@@ -27,6 +29,10 @@ import time
 from typing import Any
 
 import anyio
+import httpx
+
+SENT = {"prefect_calls": 0, "prefect_busy": 0}
+"""Requests to the Prefect API the worker sent so far, and those answered 503."""
 
 
 def worker_class(worker_type: str) -> Any:
@@ -94,12 +100,27 @@ def point_aci_at(endpoint: str) -> None:
     AzureContainerInstanceCredentials.get_resource_client = client_factory(ResourceManagementClient)
 
 
+def count_prefect_requests(api_url: str) -> None:
+    """Count every request the worker's HTTP clients send to the Prefect API (`SENT`)."""
+    send = httpx.AsyncClient.send
+
+    async def counting_send(self: httpx.AsyncClient, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        response = await send(self, request, **kwargs)
+        if str(request.url).startswith(api_url):
+            SENT["prefect_calls"] += 1
+            SENT["prefect_busy"] += response.status_code == 503
+        return response
+
+    httpx.AsyncClient.send = counting_send  # type: ignore[method-assign]
+
+
 async def poll(worker: Any) -> dict[str, float]:
-    started = time.monotonic()
+    started, sent = time.monotonic(), dict(SENT)
     runs = await worker.get_and_submit_flow_runs()
     while worker._submitting_flow_run_ids:  # the worker's own set of runs it is still submitting
         await anyio.sleep(0.02)
-    return {"runs": len(runs), "seconds": time.monotonic() - started}
+    seconds = time.monotonic() - started
+    return {"runs": len(runs), "seconds": seconds, **{key: SENT[key] - sent[key] for key in SENT}}
 
 
 async def serve(worker_type: str, pool: str) -> None:
@@ -113,4 +134,5 @@ async def serve(worker_type: str, pool: str) -> None:
 
 
 if __name__ == "__main__":
+    count_prefect_requests(os.environ["PREFECT_API_URL"])
     anyio.run(serve, sys.argv[1], sys.argv[2])

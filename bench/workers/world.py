@@ -36,6 +36,7 @@ from push_pools.orchestrators.prefect.schema import prefect_pool_type
 from push_pools.settings import Settings
 from push_pools.tick import tick
 from tests.e2e.prefect.server import REPO, PrefectServer
+from tests.e2e.prefect.transport import RecordingTransport
 
 WORKERS_PYTHON = REPO / ".venv-prefect-workers" / "bin" / "python"
 DRIVER = Path(__file__).with_name("prefect_worker_driver.py")
@@ -175,6 +176,8 @@ class PrefectWorker:
             start_new_session=True,  # stopped as a group, with anything it started
         )
         self.log_path = log_path
+        self.prefect_requests: Counter[str] = Counter()
+        """Requests to the Prefect API in the polls so far (`calls`), and those answered 503 (`busy`)."""
         self._read(WORKER_START_TIMEOUT)
 
     def poll(self) -> dict[str, float]:
@@ -186,12 +189,14 @@ class PrefectWorker:
         return self._read(POLL_TIMEOUT)
 
     def submit_due(self, max_rounds: int) -> tuple[float, int]:
-        """Polls back to back until one finds no run; the seconds the polls that found runs took, and their number."""
+        """Polls back to back until one finds no run; the seconds the polls that found runs took, and their number.
+        The Prefect requests of the polls that found runs are added to `prefect_requests`."""
         seconds, polls = 0.0, 0
         while polls < max_rounds:
             answer = self.poll()
             if not answer["runs"]:
                 break
+            self.prefect_requests.update(calls=int(answer["prefect_calls"]), busy=int(answer["prefect_busy"]))
             seconds += answer["seconds"]
             polls += 1
         return seconds, polls
@@ -235,18 +240,27 @@ class PushPoolsInstance:
 
     def __init__(self, server: PrefectServer, pool: str, pool_type: str, backend: Backend, settings: Settings) -> None:
         self.pool = pool
-        self.orchestrator = PrefectOrchestrator(PrefectApi(server.connection()), served_pools=[pool])
+        self._transport = RecordingTransport()
+        api = PrefectApi(server.connection(), transport=self._transport)
+        self.orchestrator = PrefectOrchestrator(api, served_pools=[pool])
         self.dispatcher = Dispatcher(self.orchestrator, Backends(settings, {pool_type: backend}), settings)
+        self.prefect_requests: Counter[str] = Counter()
+        """Requests to the Prefect API in the ticks so far (`calls`), and those answered 503 (`busy`), counted as
+        the server received them."""
 
     def submit_due(self, max_rounds: int) -> tuple[float, int]:
         """Ticks back to back while runs are due (Prefect is asked whether any is left: one more tick would also read
-        and sweep the cloud); the seconds the ticks took, and their number (at least one)."""
+        and sweep the cloud); the seconds the ticks took, and their number (at least one). The Prefect requests of
+        the ticks (not of that question) are added to `prefect_requests`."""
         seconds, ticks = 0.0, 0
         while ticks < max_rounds:
             started = time.monotonic()
+            self._transport.clear()
             tick(self.dispatcher, self.pool)
             seconds += time.monotonic() - started
             ticks += 1
+            calls, busy = self._transport.calls.total(), self._transport.busy.total()
+            self.prefect_requests.update(calls=calls, busy=busy)
             if not self.orchestrator.scheduled_runs(self.pool, datetime.now(UTC), 1):
                 break
         return seconds, ticks
