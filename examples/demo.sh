@@ -18,8 +18,8 @@ step "What a run of 'compute' would execute (push-pool preview: renders, touches
 push-pool preview local --deployment compute
 
 step "Schedule runs: three now, one in 8 seconds, and two 'report' runs"
-run_id hello >/dev/null
-run_id flaky >/dev/null
+hello=$(run_id hello)
+flaky=$(run_id flaky)
 long_job=$(run_id long-job)
 run_id compute --in 8s >/dev/null
 compute_due=$(( $(date +%s) + 8 ))
@@ -36,6 +36,10 @@ sleep 1
 step "Tick 2: read the processes (exit 0 → COMPLETED, non-zero → CRASHED, alive → RUNNING)"
 push-pool dispatch
 push-pool runs ls
+
+step "A run's own output (push-pool runs logs), and a crash's reason with the last lines of its output"
+push-pool runs logs "$hello"
+push-pool runs inspect "$flaky"
 
 step "Cancel the long job while it runs; tick 3 stops it"
 push-pool runs cancel "$long_job"

@@ -89,12 +89,21 @@ class JobLogs:
         return replace(self, lines=self.lines[-count:] if count > 0 else ())
 
 
+@dataclass(frozen=True)
+class RenderedJob:
+    """A run's job as its pool renders it now: how a backend finds the output of a job its cloud has forgotten."""
+
+    configuration: Mapping[str, Any]
+    run: RunContext
+
+
 @runtime_checkable
 class JobLogsReader(Protocol):
     """The optional capability of a backend that can show a job's output."""
 
-    def logs(self, infrastructure_pid: str, tail: int | None = None) -> JobLogs:
-        """The job's output: its last `tail` lines, or all it has when `tail` is None."""
+    def logs(self, infrastructure_pid: str, tail: int | None = None, job: RenderedJob | None = None) -> JobLogs:
+        """The job's output: its last `tail` lines, or all it has when `tail` is None. `job`, when given, tells
+        where the output went once the cloud no longer describes the job (a stopped ECS task after an hour)."""
         ...
 
 

@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from push_pools.backends import backend_module
-from push_pools.backends.base import Backend, JobLogsReader
+from push_pools.backends.base import Backend, JobLogsReader, RenderedJob
 from push_pools.cli import context
 from push_pools.cli.output import (
     OutputFormat,
@@ -24,8 +24,10 @@ from push_pools.cli.output import (
     redact,
 )
 from push_pools.cli.parsing import parse_assignments, parse_json_object, start_time
-from push_pools.errors import ConfigurationError
-from push_pools.models import FlowRun, StateType
+from push_pools.dispatcher import Backends, Dispatcher
+from push_pools.errors import ConfigurationError, PushPoolError
+from push_pools.jobs import run_context
+from push_pools.models import FlowRun, StateType, WorkPool
 from push_pools.templating import validate_job_variables
 
 app = typer.Typer(
@@ -177,11 +179,13 @@ def logs(
     pid = flow_run.infrastructure_pid
     if not pid:
         raise ConfigurationError(f"run {flow_run.name} has no infrastructure yet (it is {flow_run.state.type})")
-    pool_type = catalog.get_pool(flow_run.pool_name).type
+    pool = catalog.get_pool(flow_run.pool_name)
+    pool_type = pool.type
     backend = backend_module(pool_type).from_settings(context.settings())
     if not isinstance(backend, JobLogsReader):
         raise ConfigurationError(f"pool type {pool_type!r} cannot show a job's output")
-    first = backend.logs(pid, None if follow else tail)
+    job = _rendered(flow_run, pool)
+    first = backend.logs(pid, None if follow else tail, job)
     _echo(first.last(tail).lines)
     if first.elsewhere:
         typer.echo(first.elsewhere)
@@ -189,9 +193,20 @@ def logs(
     printed = len(first.lines)
     while follow and not _ended(flow_run.id, backend, pid):
         time.sleep(interval)
-        printed += _echo(backend.logs(pid).lines[printed:])
+        printed += _echo(backend.logs(pid, None, job).lines[printed:])
     if follow:
-        _echo(backend.logs(pid).lines[printed:])
+        _echo(backend.logs(pid, None, job).lines[printed:])
+
+
+def _rendered(flow_run: FlowRun, pool: WorkPool) -> RenderedJob | None:
+    """The run's job as its pool renders it now (where its output went, once the cloud forgot the job); None when
+    it no longer renders."""
+    settings = context.settings()
+    try:
+        job = Dispatcher(context.catalog(), Backends(settings), settings).prepare(flow_run, pool)
+    except PushPoolError:
+        return None
+    return RenderedJob(job.configuration, run_context(flow_run))
 
 
 def _ended(flow_run_id: str, backend: Backend, pid: str) -> bool:

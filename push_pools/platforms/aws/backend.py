@@ -22,7 +22,8 @@ How it uses ECS (boto3):
   GetLogEvents per failure.
 - **Logs:** `logs()` reads the task's CloudWatch stream (`push_pools.platforms.aws.logs`); where GetLogEvents is
   denied, or the stream cannot be named yet, it gives the `aws logs tail` command instead; a task without awslogs
-  is a ConfigurationError saying so. Masked: the orchestrator's credentials as the task's env
+  is a ConfigurationError saying so. A task ECS has forgotten (stopped for over an hour) is looked for where the
+  pool's job, rendered now (`RenderedJob`), sends its output. Masked: the orchestrator's credentials as the task's env
   overrides or the function's own environment hold them (a key the task gets by Secrets Manager reference and the
   function does not hold cannot be masked).
 - **Cancel** is StopTask; a task already stopped, or gone with its cluster, counts as success.
@@ -43,7 +44,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from push_pools.backends.base import JobLogs, RunContext
+from push_pools.backends.base import JobLogs, RenderedJob, RunContext
 from push_pools.backends.kit.cache import TtlCache
 from push_pools.backends.kit.evidence import TAIL_LINES, executor_credentials, mask_secrets, output_tail
 from push_pools.backends.kit.secrets import CREDENTIAL_ENV, reveal
@@ -299,14 +300,18 @@ class EcsBackend:
         message = f"{status.message}; last output lines:\n{tail}" if status.message else f"last output lines:\n{tail}"
         return status.model_copy(update={"message": message})
 
-    def logs(self, infrastructure_pid: str, tail: int | None = None) -> JobLogs:
-        """The task's CloudWatch output, or the `aws logs tail` command where reading it is denied."""
+    def logs(self, infrastructure_pid: str, tail: int | None = None, job: RenderedJob | None = None) -> JobLogs:
+        """The task's CloudWatch output, or the `aws logs tail` command where reading it is denied. A task ECS has
+        forgotten (it keeps stopped ones for about an hour) is found where its pool's job, rendered now, logs."""
         cluster, task_arn = parse_infrastructure_id(infrastructure_pid)
         tasks = self._call("ecs:DescribeTasks", self._ecs.describe_tasks, cluster=cluster, tasks=[task_arn])
-        if not tasks.get("tasks"):
+        if tasks.get("tasks"):
+            task = tasks["tasks"][0]
+            found = self._awslogs_of(task)
+        elif job is not None:
+            task, found = self._as_rendered(task_arn, job)
+        else:
             raise ConfigurationError(f"ECS no longer knows task {task_id(task_arn)} (it forgets stopped tasks)")
-        task = tasks["tasks"][0]
-        found = self._awslogs_of(task)
         if found is None:
             raise ConfigurationError(
                 f"task {task_id(task_arn)} does not log to CloudWatch (no awslogs driver): its output cannot be "
@@ -324,6 +329,26 @@ class EcsBackend:
             logger.warning("cannot read %s/%s: %s", stream.group, stream.stream, exc)
             return JobLogs(elsewhere=stream.tail_command())
         return JobLogs(lines=tuple(mask_secrets("\n".join(lines), _known_secrets(task)).splitlines()))
+
+    def _as_rendered(
+        self, task_arn: str, job: RenderedJob
+    ) -> tuple[dict[str, Any], tuple[AwsLogs, Mapping[str, Any]] | None]:
+        """A task ECS has forgotten as its pool's job renders now: the task's shape (container, overrides) and where
+        its output goes."""
+        parsed = parse_job(job.configuration)
+        requests = build_requests(parsed, job.run, region=self.region, facts=self._existing_facts(parsed))
+        run_task: dict[str, Any] = reveal(requests.run_task)
+        container = {"name": run_task["overrides"]["containerOverrides"][0]["name"]}
+        task = {
+            "taskArn": task_arn,
+            "taskDefinitionArn": run_task["taskDefinition"],
+            "containers": [container],
+            "overrides": run_task["overrides"],
+        }
+        if requests.task_definition is None:  # the template names an existing task definition
+            return task, self._awslogs_of(task)
+        awslogs = awslogs_of(requests.task_definition, container["name"])
+        return task, (awslogs, container) if awslogs else None
 
     def _awslogs_of(self, task: Mapping[str, Any]) -> tuple[AwsLogs, Mapping[str, Any]] | None:
         """The awslogs configuration of the flow's container and that container, if its output goes to CloudWatch."""

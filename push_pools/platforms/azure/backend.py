@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import IO, TYPE_CHECKING, Any, ClassVar, cast
 
-from push_pools.backends.base import JobLogs, RunContext
+from push_pools.backends.base import JobLogs, RenderedJob, RunContext
 from push_pools.backends.kit.cache import TtlCache
 from push_pools.backends.kit.evidence import TAIL_LINES, executor_credentials, mask_secrets, output_tail
 from push_pools.backends.kit.gate import RateGate
@@ -176,7 +176,7 @@ class AciBackend:
             status = infrastructure_status(reading, self._log_tail(client, group, name, container_group))
         return status
 
-    def logs(self, infrastructure_pid: str, tail: int | None = None) -> JobLogs:
+    def logs(self, infrastructure_pid: str, tail: int | None = None, job: RenderedJob | None = None) -> JobLogs:
         """The job container's log while its group exists (masked), or the `az` command where reading is denied."""
         from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 

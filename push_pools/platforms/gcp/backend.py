@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any, ClassVar, Protocol
 
-from push_pools.backends.base import JobLogs, RunContext
+from push_pools.backends.base import JobLogs, RenderedJob, RunContext
 from push_pools.backends.kit.secrets import reveal
 from push_pools.errors import ConfigurationError, TransientSubmissionError
 from push_pools.models import InfrastructureRef, InfrastructureState, InfrastructureStatus
@@ -274,7 +274,7 @@ class CloudRunBackend:
                     return
                 raise
 
-    def logs(self, infrastructure_pid: str, tail: int | None = None) -> JobLogs:
+    def logs(self, infrastructure_pid: str, tail: int | None = None, job: RenderedJob | None = None) -> JobLogs:
         """The command that reads the execution's output from Cloud Logging (push-pools does not read it)."""
         return JobLogs(elsewhere=read_command(self._execution_name(infrastructure_pid)))
 

@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from push_pools.backends.base import JobLogs, RunContext, parse_job_configuration
+from push_pools.backends.base import JobLogs, RenderedJob, RunContext, parse_job_configuration
 from push_pools.backends.kit.evidence import executor_credentials, mask_secrets, output_tail
 from push_pools.backends.kit.secrets import reveal, secret_env, secret_values
 from push_pools.backends.kit.shapes import split_argv
@@ -157,7 +157,7 @@ class ProcessBackend:
         link = self._pid_link(self._local_pid(infrastructure_pid))
         return link.resolve() / LOG_FILE if link.exists() else None
 
-    def logs(self, infrastructure_pid: str, tail: int | None = None) -> JobLogs:
+    def logs(self, infrastructure_pid: str, tail: int | None = None, job: RenderedJob | None = None) -> JobLogs:
         """The run's output as written so far, secrets masked; a ConfigurationError if it did not run here."""
         pid = self._local_pid(infrastructure_pid)
         path = self.log_path(infrastructure_pid)

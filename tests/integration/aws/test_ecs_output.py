@@ -8,14 +8,19 @@ from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
+from moto.ecs.models import ecs_backends
 
+from push_pools.backends.base import RenderedJob
 from push_pools.cli import context, main
+from push_pools.errors import ConfigurationError
+from push_pools.jobs import run_context
 from push_pools.models import StateType
 from push_pools.platforms.aws.configuration import DEFAULT_CONTAINER_NAME
 from push_pools.platforms.aws.function import LambdaFunction
 from push_pools.platforms.aws.status import parse_infrastructure_id, task_id
 from tests.fakes.aws_front import Call, PassThrough, error_response
-from tests.integration.aws.conftest import EcsPool
+from tests.fakes.ecs_semantics import MOTO_ACCOUNT
+from tests.integration.aws.conftest import REGION, EcsPool
 
 GROUP = "/push-pools/test/tasks"
 EXECUTION_ROLE = "arn:aws:iam::123456789012:role/push-pools-task-execution"
@@ -118,3 +123,24 @@ def test_runs_logs_prints_an_ecs_runs_output(
     capsys.readouterr()
     assert main(["runs", "logs", run_id, "--tail", "2"]) == 0
     assert capsys.readouterr().out == "two\nauth ********\n"
+
+
+def test_a_task_ecs_has_forgotten_is_found_where_its_pools_job_logs(
+    ecs_pool: EcsPool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_id, pid = submit_logged_run(ecs_pool, ["one", "auth user:run-s3cret"])
+    cluster, task_arn = parse_infrastructure_id(pid)
+    del ecs_backends[MOTO_ACCOUNT][REGION].tasks[cluster][task_arn]  # stopped more than an hour ago
+    with pytest.raises(ConfigurationError, match="ECS no longer knows task"):
+        ecs_pool.backend.logs(pid)
+    run = ecs_pool.store.get_run(run_id)
+    job = RenderedJob(ecs_pool.dispatcher.prepare(run, ecs_pool.pool).configuration, run_context(run))
+    assert ecs_pool.backend.logs(pid, job=job).lines == ("one", "auth ********")
+    monkeypatch.setenv("PUSH_POOL_HOME", str(ecs_pool.store.path.parent))
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    context.reset()
+    capsys.readouterr()
+    assert main(["runs", "logs", run_id]) == 0
+    assert capsys.readouterr().out == "one\nauth ********\n"
