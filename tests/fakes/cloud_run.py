@@ -11,6 +11,8 @@ It speaks the shapes the REST transport uses (camelCase JSON, enums as numbers o
   execution count and latest execution change;
 - executions: `GET` one, list (newest first, paged), `POST ...:cancel` (400 FAILED_PRECONDITION once finished),
   `DELETE` (400 FAILED_PRECONDITION while it runs), as Prefect's Cloud Run worker deletes them before their job;
+- tasks: `GET .../executions/E/tasks`, one task per `taskCount` (`E-task<i>`), each with its own `logUri` and, once
+  the execution finished, its `lastAttemptResult` (the `exit_code` given to `finish`);
 - `GET .../operations/O`.
 
 Jobs and executions carry the fields Prefect's Cloud Run worker reads as required (`generation`, `logUri` — the
@@ -61,6 +63,7 @@ ROUTES: list[tuple[str, str, re.Pattern[str]]] = [
         ("POST", "RunJob", _JOB + r":run"),
         ("GET", "ListExecutions", _JOB + r"/executions"),
         ("GET", "GetExecution", _EXECUTION),
+        ("GET", "ListTasks", _EXECUTION + r"/tasks"),
         ("POST", "CancelExecution", _EXECUTION + r":cancel"),
         ("DELETE", "DeleteExecution", _EXECUTION),
         ("GET", "GetOperation", _LOC + r"/operations/(?P<operation>[^/]+)"),
@@ -74,6 +77,7 @@ PERMISSIONS = {
     "RunJob": "run.jobs.run",
     "ListExecutions": "run.executions.list",
     "GetExecution": "run.executions.get",
+    "ListTasks": "run.tasks.list",
     "CancelExecution": "run.executions.cancel",
     "DeleteExecution": "run.executions.delete",
     "GetOperation": "run.operations.get",
@@ -167,6 +171,8 @@ class FakeCloudRun:
         self.jobs: dict[str, dict[str, Any]] = {}
         self.executions: dict[str, dict[str, Any]] = {}
         self.operations: dict[str, dict[str, Any]] = {}
+        self.exit_codes: dict[str, int] = {}
+        """The exit code of each finished execution's tasks, by execution name."""
         self._faults: list[Fault] = []
         self._rng = random.Random(seed)
         self._ids = itertools.count(1)
@@ -218,9 +224,11 @@ class FakeCloudRun:
             execution = self.executions[name]
             execution.update(startTime=self._now(), runningCount=execution["taskCount"])
 
-    def finish(self, name: str, *, succeeded: bool = True, message: str = "") -> None:
+    def finish(self, name: str, *, succeeded: bool = True, message: str = "", exit_code: int = 1) -> None:
+        """End the execution; a failed one's tasks exited with `exit_code`."""
         with self._lock:
             execution = self.executions[name]
+            self.exit_codes[name] = 0 if succeeded else exit_code
             tasks = execution["taskCount"]
             execution.update(
                 runningCount=0, succeededCount=tasks if succeeded else 0, failedCount=0 if succeeded else tasks
@@ -423,6 +431,25 @@ class FakeCloudRun:
     def _get_execution(self, where: dict[str, str], args: Any, body: dict[str, Any]) -> dict[str, Any]:
         return self._execution(where)
 
+    def _list_tasks(self, where: dict[str, str], args: Any, body: dict[str, Any]) -> dict[str, Any]:
+        execution = self._execution(where)
+        short = execution["name"].rsplit("/", 1)[1]
+        tasks = []
+        for index in range(execution["taskCount"]):
+            task = {
+                "name": f"{execution['name']}/tasks/{short}-task{index}",
+                "job": execution["job"],
+                "execution": execution["name"],
+                "index": index,
+                "logUri": f"{execution['logUri']}%0Alabels.%22run.googleapis.com/task_index%22%3D%22{index}%22",
+            }
+            code = self.exit_codes.get(execution["name"])
+            if code is not None:
+                status = {"code": 0} if code == 0 else {"code": 2, "message": "The container exited with an error."}
+                task["lastAttemptResult"] = {"status": status, "exitCode": code}
+            tasks.append(task)
+        return _page(tasks, args, "tasks")
+
     def _cancel_execution(self, where: dict[str, str], args: Any, body: dict[str, Any]) -> dict[str, Any]:
         execution = self._execution(where)
         if "completionTime" in execution:
@@ -571,6 +598,18 @@ def _parent(where: dict[str, str]) -> str:
 
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
+
+
+def tasks_client(fake: FakeCloudRun) -> Any:
+    """A real `run_v2.TasksClient` (REST) pointed at the fake, with anonymous credentials."""
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import run_v2
+
+    credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
+    return run_v2.TasksClient(
+        transport="rest", client_options=ClientOptions(api_endpoint=fake.endpoint), credentials=credentials
+    )
 
 
 def clients(fake: FakeCloudRun) -> tuple[Any, Any]:

@@ -21,7 +21,7 @@ from push_pools.platforms.gcp.backend import CloudRunBackend
 from push_pools.settings import Settings
 from push_pools.templating import merge_job_variables, render_job_configuration, schema_defaults, set_variable_defaults
 from push_pools.triggers.payloads import Action, parse_request
-from tests.fakes.cloud_run import FakeCloudRun, clients
+from tests.fakes.cloud_run import FakeCloudRun, clients, tasks_client
 from tests.terraform.hcl_tools import ROOT, load
 
 MODULE = ROOT / "terraform" / "modules" / "gcp"
@@ -53,13 +53,16 @@ def permissions_the_backend_uses() -> set[str]:
     clock = {"now": datetime(2026, 11, 1, tzinfo=UTC)}
     with FakeCloudRun(create_polls=1, clock=lambda: clock["now"]) as fake:
         jobs, executions = clients(fake)
-        backend = CloudRunBackend(jobs, executions, call_timeout=5.0, clock=lambda: clock["now"])
+        backend = CloudRunBackend(
+            jobs, executions, tasks_client=tasks_client(fake), call_timeout=5.0, clock=lambda: clock["now"]
+        )
         runs = [RunContext(f"r{n}", f"n{n}", "etl", f"r{n}-1") for n in range(2)]
         first = backend.submit(configuration, runs[0]).infrastructure_pid
         second = backend.submit(configuration, RunContext("r1", "n1", "etl", "r1-1", resubmission=True))
         backend.status(first)
         backend.cancel(first)
-        fake.finish(second.infrastructure_pid)
+        fake.finish(second.infrastructure_pid, succeeded=False)
+        backend.status(second.infrastructure_pid)  # a failure: its tasks are read
         assert backend.sweep(clock["now"] + timedelta(days=30)) == 1
         return set(fake.permissions)
 

@@ -15,8 +15,8 @@ How it uses Cloud Run (Admin API v2, `google-cloud-run`):
   and the listing is assumed to show an execution once RunJob has answered (Cloud Run lists newest first and
   applies overrides to the execution's template; a slower listing could let one duplicate through).
 - **Status** (the tick polls it: Cloud Run sends no events here): completed with every task succeeded →
-  SUCCEEDED, cancelled → CANCELLED, otherwise failed → FAILED with Cloud Run's message; tasks running → RUNNING;
-  a deleted execution → GONE.
+  SUCCEEDED, cancelled → CANCELLED, otherwise failed → FAILED with Cloud Run's message, and, from one ListTasks
+  per failure, the failed task's exit code and log link; tasks running → RUNNING; a deleted execution → GONE.
 - **Logs:** `logs()` gives the `gcloud logging read` command whose filter selects the execution's output
   (`push_pools.platforms.gcp.logs`); a failed execution's message carries Cloud Run's reason and its log link.
 - **Cancel** is CancelExecution; an execution already finished or gone counts as success.
@@ -42,7 +42,7 @@ from typing import Any, ClassVar, Protocol
 
 from push_pools.backends.base import JobLogs, RenderedJob, RunContext
 from push_pools.backends.kit.secrets import reveal
-from push_pools.errors import ConfigurationError, TransientSubmissionError
+from push_pools.errors import ConfigurationError, PushPoolError, TransientSubmissionError
 from push_pools.models import InfrastructureRef, InfrastructureState, InfrastructureStatus
 from push_pools.platforms.gcp import request as spec
 from push_pools.platforms.gcp.errors import (
@@ -90,6 +90,12 @@ class ExecutionsClient(Protocol):
     def list_executions(self, *args: Any, **kwargs: Any) -> Any: ...
 
 
+class TasksClient(Protocol):
+    """The part of `run_v2.TasksClient` the backend calls."""
+
+    def list_tasks(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
 class _Job(Enum):
     """What this submission knows of the run's job before RunJob."""
 
@@ -112,6 +118,7 @@ class CloudRunBackend:
         jobs_client: JobsClient,
         executions_client: ExecutionsClient,
         *,
+        tasks_client: TasksClient | None = None,
         default_project: str | None = None,
         locations: Iterable[str] = (),
         job_retention: timedelta = timedelta(days=7),
@@ -122,6 +129,8 @@ class CloudRunBackend:
     ) -> None:
         self._jobs = jobs_client
         self._executions = executions_client
+        self._tasks = tasks_client
+        """Reads a failed execution's tasks (exit code, log link); without it a failure has the execution's."""
         self.default_project = default_project
         self.job_retention = job_retention
         self.sweep_interval = sweep_interval
@@ -257,7 +266,23 @@ class CloudRunBackend:
                 return InfrastructureStatus(
                     state=InfrastructureState.GONE, message=f"Cloud Run execution {name} no longer exists"
                 )
-        return execution_status(execution)
+        status = execution_status(execution)
+        if status.state is InfrastructureState.FAILED and self._tasks is not None:
+            status = execution_status(execution, self._failed_task(self._tasks, name))
+        return status
+
+    def _failed_task(self, client: TasksClient, execution_name: str) -> Any:
+        """The first task whose last attempt exited non-zero (one ListTasks); None if none, or if they cannot be
+        read (logged: the failure keeps the execution's message)."""
+        try:
+            with translated("ListTasks"):
+                tasks = client.list_tasks(
+                    request={"parent": execution_name, "page_size": _PAGE_SIZE}, retry=None, timeout=self.call_timeout
+                )
+                return next((task for task in tasks if task.last_attempt_result.exit_code), None)
+        except PushPoolError as exc:
+            logger.warning("cannot read the tasks of %s: %s", execution_name, exc)
+            return None
 
     def cancel(self, infrastructure_pid: str) -> None:
         from google.api_core import exceptions as api
@@ -353,6 +378,7 @@ def from_settings(settings: Settings) -> CloudRunBackend:
 
     try:
         jobs, executions = run_v2.JobsClient(transport="rest"), run_v2.ExecutionsClient(transport="rest")
+        tasks = run_v2.TasksClient(transport="rest")
     except DefaultCredentialsError as exc:
         raise ConfigurationError(
             f"no Google Cloud credentials for cloud-run pools ({exc}); run where a service account is attached, "
@@ -361,6 +387,7 @@ def from_settings(settings: Settings) -> CloudRunBackend:
     return CloudRunBackend(
         jobs,
         executions,
+        tasks_client=tasks,
         default_project=settings.gcp_project,
         locations=settings.cloud_run_locations,
         job_retention=timedelta(seconds=settings.cloud_run_job_retention_seconds),

@@ -2,8 +2,9 @@
 
 Both take the `run_v2` proto messages (or anything with the same attributes), whose unset timestamps are None.
 A failed execution's message is Cloud Run's condition message (which names the failed task: "Task J-abc12-task0
-failed with message: The container exited with an error."), bounded, and the link to its logs (`log_uri`): the
-output itself is in Cloud Logging, which the function does not read.
+failed with message: The container exited with an error."), bounded, and the link to its logs: the failed task's
+`log_uri` when the backend read its tasks (it also gives the exit code), else the execution's. The output itself is
+in Cloud Logging, which the function does not read.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from push_pools.backends.kit.evidence import TAIL_CHARS
 from push_pools.models import InfrastructureState, InfrastructureStatus
 
 
-def execution_status(execution: Any) -> InfrastructureStatus:
-    """An Execution (proto) read as an InfrastructureStatus."""
+def execution_status(execution: Any, failed_task: Any = None) -> InfrastructureStatus:
+    """An Execution (proto) read as an InfrastructureStatus; `failed_task`, one of its Tasks whose last attempt
+    failed, gives a failure its exit code and log link."""
     if execution.completion_time is not None:
         if execution.cancelled_count > 0:
             return InfrastructureStatus(state=InfrastructureState.CANCELLED, message=_condition_message(execution))
@@ -25,9 +27,12 @@ def execution_status(execution: Any) -> InfrastructureStatus:
         message = _condition_message(execution) or f"{execution.failed_count} task(s) failed"
         if len(message) > TAIL_CHARS:
             message = message[: TAIL_CHARS - 1] + "…"
-        logs = f"; logs: {execution.log_uri}" if execution.log_uri else ""
+        link = (failed_task.log_uri if failed_task is not None else "") or execution.log_uri
+        logs = f"; logs: {link}" if link else ""
         return InfrastructureStatus(
-            state=InfrastructureState.FAILED, message=f"Cloud Run execution failed: {message}{logs}"
+            state=InfrastructureState.FAILED,
+            exit_code=failed_task.last_attempt_result.exit_code if failed_task is not None else None,
+            message=f"Cloud Run execution failed: {message}{logs}",
         )
     if execution.running_count > 0 or execution.start_time is not None:
         return InfrastructureStatus(state=InfrastructureState.RUNNING)

@@ -19,6 +19,7 @@ locals {
     "run.jobs.run",              # RunJob: one per run
     "run.jobs.runWithOverrides", # RunJob carries each run's env, args and timeout
     "run.operations.get",        # polling CreateJob's long-running operation
+    "run.tasks.list",            # ListTasks: a failed execution's exit code and log link
   ]
 
   prefect_secret_ids = compact([var.prefect_api_key_secret_id, var.prefect_api_auth_string_secret_id])

@@ -11,7 +11,7 @@ import pytest
 from push_pools.backends import default_base_job_template
 from push_pools.platforms.gcp.backend import CloudRunBackend
 from push_pools.templating import set_variable_defaults
-from tests.fakes.cloud_run import FakeCloudRun, clients
+from tests.fakes.cloud_run import FakeCloudRun, clients, tasks_client
 
 PROJECT = "proj-1"
 REGION = "us-central1"
@@ -27,7 +27,9 @@ def fake() -> Iterator[FakeCloudRun]:
 @pytest.fixture
 def cloud_run(fake: FakeCloudRun) -> CloudRunBackend:
     jobs, executions = clients(fake)
-    return CloudRunBackend(jobs, executions, call_timeout=5.0, sweep_interval=timedelta(0))
+    return CloudRunBackend(
+        jobs, executions, tasks_client=tasks_client(fake), call_timeout=5.0, sweep_interval=timedelta(0)
+    )
 
 
 @pytest.fixture

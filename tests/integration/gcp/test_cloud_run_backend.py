@@ -274,10 +274,19 @@ def test_status_follows_the_execution(
     assert cloud_run.status(pid).state is InfrastructureState.STARTING
     fake.start_execution(pid)
     assert cloud_run.status(pid).state is InfrastructureState.RUNNING
-    fake.finish(pid, succeeded=False, message="Task flow-run-0 exited with code 3")
+    fake.finish(pid, succeeded=False, message="Task flow-run-task0 failed with message: boom", exit_code=3)
     failed = cloud_run.status(pid)
-    assert failed.state is InfrastructureState.FAILED
-    assert "exited with code 3" in (failed.message or "")
+    assert (failed.state, failed.exit_code) == (InfrastructureState.FAILED, 3)
+    task_link = fake.executions[pid]["logUri"] + "%0Alabels.%22run.googleapis.com/task_index%22%3D%220%22"
+    assert (
+        failed.message
+        == f"Cloud Run execution failed: Task flow-run-task0 failed with message: boom; logs: {task_link}"
+    )
+    assert fake.calls["ListTasks"] == 1, "one ListTasks per failure"
+    fake.inject(Fault(503, method="ListTasks", times=1))
+    unread = cloud_run.status(pid)
+    execution_link = fake.executions[pid]["logUri"]
+    assert (unread.exit_code, unread.message) == (None, (failed.message or "").replace(task_link, execution_link))
     other = cloud_run.submit(configuration(cloud_run_template), run(2)).infrastructure_pid
     fake.finish(other)
     assert cloud_run.status(other).state is InfrastructureState.SUCCEEDED

@@ -26,7 +26,7 @@ from push_pools.settings import Settings
 from push_pools.tick import tick
 from push_pools.triggers.handling import RequestHandler
 from push_pools.triggers.payloads import RunRequest
-from tests.fakes.cloud_run import FakeCloudRun, Fault, clients
+from tests.fakes.cloud_run import FakeCloudRun, Fault, clients, tasks_client
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "gcp"
 
@@ -59,7 +59,7 @@ def instances(fake: FakeCloudRun, settings: Settings, deployment: Deployment) ->
     for _ in range(4):
         store = LocalStore(settings.store_path)
         jobs, executions = clients(fake)
-        backend = CloudRunBackend(jobs, executions, call_timeout=5.0)
+        backend = CloudRunBackend(jobs, executions, tasks_client=tasks_client(fake), call_timeout=5.0)
         dispatcher = Dispatcher(store, Backends(settings, {"cloud-run": backend}), settings, sleep=lambda _: None)
         made.append(Instance(store, dispatcher, RequestHandler(dispatcher)))
     yield made
@@ -156,16 +156,16 @@ def test_the_tick_follows_executions_to_the_end(
     assert {store.get_run(run.id).state.type for run in (ok, failing, cancelled)} == {StateType.RUNNING}
     fake.finish(pid[ok.id])
     reason = "Task pp-job-task0 failed with message: The container exited with an error."
-    fake.finish(pid[failing.id], succeeded=False, message=reason)
+    fake.finish(pid[failing.id], succeeded=False, message=reason, exit_code=3)
     store.request_cancellation(cancelled.id)
     report = tick(dispatcher)
     assert report.cancelled == 1
     assert store.get_run(ok.id).state.type is StateType.COMPLETED
     crashed = store.get_run(failing.id).state
     assert crashed.type is StateType.CRASHED
-    link = fake.executions[pid[failing.id]]["logUri"]
+    link = fake.executions[pid[failing.id]]["logUri"] + "%0Alabels.%22run.googleapis.com/task_index%22%3D%220%22"
     assert link.startswith("https://console.cloud.google.com/logs/viewer?project=")
-    assert crashed.message == f"Cloud Run execution failed: {reason}; logs: {link}"
+    assert crashed.message == f"Infrastructure exited with code 3: Cloud Run execution failed: {reason}; logs: {link}"
     assert store.get_run(cancelled.id).state.type is StateType.CANCELLED
     assert fake.executions[pid[cancelled.id]]["cancelledCount"] == 1
     fake.calls.clear()

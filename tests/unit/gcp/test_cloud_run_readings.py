@@ -198,3 +198,14 @@ def test_an_executions_output_is_named_by_a_cloud_logging_filter() -> None:
         "gcloud", "logging", "read", query, "--project=proj-1", "--freshness=30d", "--order=asc",
         "--format=value(textPayload)",
     ]  # fmt: skip
+
+
+def test_a_failed_task_gives_the_failure_its_exit_code_and_its_own_log_link() -> None:
+    failed = execution(**DONE, failedCount=1, logUri="https://e", conditions=[{"type": "Completed", "message": "m"}])
+    task = run_v2.Task.from_json(json.dumps({"logUri": "https://t", "lastAttemptResult": {"exitCode": 3}}))
+    status = execution_status(failed, task)
+    assert (status.state, status.exit_code, status.message) == (
+        InfrastructureState.FAILED,
+        3,
+        "Cloud Run execution failed: m; logs: https://t",
+    )
