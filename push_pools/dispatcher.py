@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from push_pools.backends.kit.retry_after import WaitRetryAfter
 from push_pools.errors import (
     ConfigurationError,
     PermanentSubmissionError,
+    PushPoolError,
     TemplateError,
     TransientSubmissionError,
 )
@@ -115,8 +116,9 @@ class Dispatcher:
         """Submit one run by id if it is due: the webhook's and the queue message's path."""
         return self.submit(self.orchestrator.get_run(flow_run_id, with_history=False))
 
-    def submit(self, run: FlowRun, pool: WorkPool | None = None) -> SubmissionOutcome:
-        """Claim and submit a run, or say why not. Safe to call any number of times, from anywhere, at once."""
+    def submit(self, run: FlowRun, pool: WorkPool | None = None, claim: ClaimResult | None = None) -> SubmissionOutcome:
+        """Claim and submit a run, or say why not. Safe to call any number of times, from anywhere, at once.
+        `claim` is the answer to a claim already made for it (`claim_due`)."""
         now = self.clock()
         pool = pool or self.orchestrator.get_pool(run.pool_name)
         if run.state.type is StateType.PENDING and run.infrastructure_pid is None:
@@ -128,7 +130,8 @@ class Dispatcher:
             return _outcome(run, SubmissionStatus.NOT_DUE, f"due in {due_in:.0f}s", due_in_seconds=due_in)
         if pool.is_paused:
             return _outcome(run, SubmissionStatus.DEFERRED, f"pool {pool.name!r} is paused")
-        claim = self.orchestrator.claim_run(run, now, pool.concurrency_limit)
+        if claim is None:
+            claim = self.orchestrator.claim_run(run, now, pool.concurrency_limit)
         if claim in _OURS:
             claimed_before = claim is ClaimResult.RECLAIMED or any(
                 state.type is StateType.PENDING for state in run.state_history
@@ -139,6 +142,26 @@ class Dispatcher:
         if claim is ClaimResult.AT_LIMIT:
             return _outcome(run, SubmissionStatus.DEFERRED, f"pool {pool.name!r} is at its concurrency limit")
         return _outcome(run, SubmissionStatus.SKIPPED, "another dispatcher has this run")
+
+    def claim_due(self, runs: Sequence[FlowRun], pool: WorkPool) -> Iterator[list[tuple[FlowRun, ClaimResult | None]]]:
+        """A tick's due runs, in the groups the orchestrator claims in one call (`claims_per_call`), each run with
+        its claim's answer for `submit`; one group of unclaimed runs (None) where claims cost no call. A group
+        whose claim fails is given unclaimed: `submit` then claims each run and reports its own failure."""
+        size = self.orchestrator.claims_per_call
+        if size <= 1 or pool.is_paused:
+            yield [(run, None) for run in runs]
+            return
+        for start in range(0, len(runs), size):
+            group = runs[start : start + size]
+            now = self.clock()
+            claimable = [run for run in group if run.state.type is StateType.SCHEDULED and run.is_due(now)]
+            answers: list[ClaimResult | None] = [None] * len(claimable)
+            try:
+                answers = list(self.orchestrator.claim_runs(claimable, now, pool.concurrency_limit))
+            except PushPoolError as exc:
+                logger.warning("claiming %d due runs of pool %r failed: %s", len(claimable), pool.name, exc)
+            claims = dict(zip((run.id for run in claimable), answers, strict=True))
+            yield [(run, claims.get(run.id)) for run in group]
 
     def _resume_held(self, run: FlowRun, pool: WorkPool, now: datetime) -> SubmissionOutcome:
         """A PENDING run with no infrastructure: another dispatcher is submitting it, or died doing so."""

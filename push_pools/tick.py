@@ -3,7 +3,8 @@
 For each pool: remember that the executor ran (the pool shows READY), stop the infrastructure of CANCELLING runs,
 read the state of running infrastructure that sends no events (and of infrastructure that does, once it has been
 silent for `event_silence_timeout_seconds`, in case an event was lost), resubmit orphans (PENDING with no infrastructure
-for longer than the orphan timeout), then submit due runs, several at once, within the pool's concurrency limit.
+for longer than the orphan timeout), then submit due runs, several at once, within the pool's concurrency limit
+(claimed a group per call where the orchestrator can: `Dispatcher.claim_due`).
 Then each backend sweeps what it left behind, and the store deletes up to `PRUNE_PER_TICK` runs that ended longer
 ago than `run_retention_seconds`.
 """
@@ -102,7 +103,9 @@ def _tick_pool(dispatcher: Dispatcher, pool: WorkPool, now: datetime, report: Ti
         return
     workers = min(len(work), dispatcher.settings.max_parallel_submissions)
     with ThreadPoolExecutor(max_workers=workers) as executor:
-        futures = [executor.submit(dispatcher.submit, run, pool) for run in work]
+        futures = [executor.submit(dispatcher.submit, run, pool) for run in orphans]
+        for group in dispatcher.claim_due(due, pool):  # claimed a group at a time: submissions start on the first
+            futures += [executor.submit(dispatcher.submit, run, pool, claim) for run, claim in group]
         for run, future in zip(work, futures, strict=True):
             outcome = _guarded(report, f"submit {run.id}", future.result)
             if outcome is not None:

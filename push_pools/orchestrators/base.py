@@ -51,6 +51,10 @@ class Orchestrator(Protocol):
     reports_flow_states: bool
     """True when the flow itself reports RUNNING/COMPLETED/FAILED (Prefect). When False the dispatcher's tick
     derives them from the infrastructure (exit 0 → COMPLETED, non-zero → CRASHED)."""
+    claims_per_call: int
+    """How many runs `claim_runs` claims in one call: a tick claims its due runs in groups of this size before
+    submitting them (Prefect). 1 when claims cost no call (the embedded store): each run is claimed as it is
+    submitted."""
     checks_state_on_record: bool
     """True when `record_submission` answers False for a run cancelled while it was being submitted (the embedded
     store checks the state in the same write). When False (Prefect: its update takes no condition, and reading the
@@ -78,6 +82,10 @@ class Orchestrator(Protocol):
 
     def claim_run(self, run: FlowRun, now: datetime, concurrency_limit: int | None) -> ClaimResult:
         """Move a due SCHEDULED run to PENDING, atomically, unless someone else did or the pool is full."""
+        ...
+
+    def claim_runs(self, runs: Sequence[FlowRun], now: datetime, concurrency_limit: int | None) -> list[ClaimResult]:
+        """`claim_run` for due runs of one pool, their answers in order, in one call per `claims_per_call` runs."""
         ...
 
     def release_run(self, run: FlowRun, message: str) -> bool:

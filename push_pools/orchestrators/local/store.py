@@ -52,6 +52,7 @@ class LocalStore:
 
     reports_flow_states = False
     checks_state_on_record = True
+    claims_per_call = 1
 
     def __init__(self, path: Path, *, journal_mode: str = "wal") -> None:
         self.path = path
@@ -274,6 +275,9 @@ class LocalStore:
             (pool_name, state, limit),
         )
         return [run_from_row(row) for row in rows]
+
+    def claim_runs(self, runs: Sequence[FlowRun], now: datetime, concurrency_limit: int | None) -> list[ClaimResult]:
+        return [self.claim_run(run, now, concurrency_limit) for run in runs]
 
     def claim_run(self, run: FlowRun, now: datetime, concurrency_limit: int | None) -> ClaimResult:
         with self._write() as db:

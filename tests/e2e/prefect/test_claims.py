@@ -22,7 +22,7 @@ from push_pools.testing import InMemoryBackend
 from push_pools.tick import tick
 from tests.e2e.prefect.conftest import ScheduleRun, make_orchestrator
 from tests.e2e.prefect.server import PrefectServer
-from tests.e2e.prefect.transport import RecordingTransport, lose_first
+from tests.e2e.prefect.transport import RecordingTransport, endpoint_is, lose_first
 
 DISPATCHERS = 20
 RUNS = 10
@@ -66,6 +66,44 @@ def test_claim_answers_follow_prefects_rules(orchestrator: PrefectOrchestrator, 
     result = orchestrator.api.post(f"flow_runs/{rival.id}/set_state", state_request(StateType.PENDING))
     assert result["status"] == "ACCEPT"  # a Prefect worker's claim: no transition id of ours
     assert orchestrator.claim_run(rival, now, None) is ClaimResult.REFUSED
+
+
+def test_bulk_claim_answers_follow_prefects_rules(orchestrator: PrefectOrchestrator, schedule_run: ScheduleRun) -> None:
+    now = datetime.now(UTC)
+    fresh, ours, rivals = (orchestrator.get_run(schedule_run().id) for _ in range(3))
+    assert orchestrator.claim_run(ours, now, None) is ClaimResult.CLAIMED
+    assert orchestrator.api.post(f"flow_runs/{rivals.id}/set_state", state_request(StateType.PENDING))["status"] == (
+        "ACCEPT"
+    )
+
+    answers = orchestrator.claim_runs([fresh, ours, rivals], now, None)
+
+    assert answers == [ClaimResult.CLAIMED, ClaimResult.HELD, ClaimResult.REFUSED]
+    first, second = (orchestrator.get_run(schedule_run().id) for _ in range(2))
+    assert orchestrator.claim_runs([first, second], now, 4) == [ClaimResult.CLAIMED, ClaimResult.AT_LIMIT], (
+        "three runs already active of the four the limit allows"
+    )
+
+
+def test_twenty_concurrent_ticks_submit_each_run_once(
+    prefect_server: PrefectServer,
+    settings: Settings,
+    backend: InMemoryBackend,
+    pool: WorkPool,
+    schedule_run: ScheduleRun,
+) -> None:
+    run_ids = [schedule_run().id for _ in range(RUNS)]
+    orchestrators = [make_orchestrator(prefect_server) for _ in range(DISPATCHERS)]
+    dispatchers = [Dispatcher(o, Backends(settings, {"process": backend}), settings) for o in orchestrators]
+
+    with ThreadPoolExecutor(max_workers=DISPATCHERS) as executor:
+        outcomes = [o for report in executor.map(lambda d: tick(d, pool.name), dispatchers) for o in report.outcomes]
+
+    submitted = Counter(o.flow_run_id for o in outcomes if o.status is SubmissionStatus.SUBMITTED)
+    assert submitted == Counter(run_ids), "every run submitted exactly once"
+    assert backend.calls["submit"] == RUNS, "no second cloud call for any run"
+    for orchestrator in orchestrators:
+        orchestrator.close()
 
 
 def test_a_full_pool_is_at_its_limit(orchestrator: PrefectOrchestrator, schedule_run: ScheduleRun) -> None:
@@ -218,7 +256,7 @@ def test_a_claim_whose_first_answer_is_lost_is_still_ours(
     orchestrator.close()
 
 
-def test_a_tick_makes_three_prefect_calls_per_due_run(
+def test_a_tick_makes_two_prefect_calls_per_due_run_and_claims_them_together(
     prefect_server: PrefectServer,
     settings: Settings,
     backend: InMemoryBackend,
@@ -239,15 +277,55 @@ def test_a_tick_makes_three_prefect_calls_per_due_run(
         run.id for run in runs
     )
     per_run = {call: count / RUNS for call, count in transport.answered.items() if count >= RUNS}
-    assert per_run == {
-        "POST flow_runs/{id}/set_state": 1,
-        "PATCH flow_runs/{id}": 1,
-        "PATCH flow_runs/{id}/labels": 1,
-    }, "claim, infrastructure id, labels: no history, no read-back"
+    assert per_run == {"PATCH flow_runs/{id}": 1, "PATCH flow_runs/{id}/labels": 1}, "no history, no read-back"
     per_tick = transport.answered - Counter({call: RUNS for call in per_run})
+    assert per_tick["POST flow_runs/bulk_set_state"] == 1, f"{RUNS} runs claimed in one call (up to 50 are)"
     assert per_tick["GET deployments/{id}"] == 1, "the deployment read once in the tick"
-    assert per_tick.total() == 7, f"the pool, a heartbeat, 3 listings, the due runs, the deployment: {per_tick}"
-    assert set(transport.busy) <= set(per_run), "only writes meet a busy database (and are sent again)"
+    assert per_tick.total() == 8, f"the pool, a heartbeat, 3 listings, the due runs, claims, deployment: {per_tick}"
+    assert set(transport.busy) <= set(per_run), "only those writes meet a busy database (and are sent again)"
+    orchestrator.close()
+
+
+def test_a_server_without_bulk_claims_gets_one_claim_per_run(
+    prefect_server: PrefectServer,
+    settings: Settings,
+    backend: InMemoryBackend,
+    pool: WorkPool,
+    schedule_run: ScheduleRun,
+) -> None:
+    transport = RecordingTransport(absent=endpoint_is("POST", "/bulk_set_state"))  # as before Prefect 3.6.16
+    orchestrator = make_orchestrator(prefect_server, transport=transport)
+    dispatcher = Dispatcher(orchestrator, Backends(settings, {"process": backend}), settings)
+    runs = [schedule_run() for _ in range(3)]
+
+    report = tick(dispatcher, pool.name)
+
+    assert sorted(o.flow_run_id for o in report.outcomes) == sorted(run.id for run in runs)
+    assert {o.status for o in report.outcomes} == {SubmissionStatus.SUBMITTED}
+    assert transport.answered["POST flow_runs/{id}/set_state"] == 3
+    assert orchestrator.claims_per_call == 1, "not asked again"
+    orchestrator.close()
+
+
+def test_a_bulk_claim_whose_answer_is_lost_submits_each_run_once(
+    prefect_server: PrefectServer,
+    settings: Settings,
+    backend: InMemoryBackend,
+    pool: WorkPool,
+    schedule_run: ScheduleRun,
+) -> None:
+    transport = RecordingTransport(lose=lose_first("POST", "/bulk_set_state"))
+    orchestrator = make_orchestrator(prefect_server, transport=transport)
+    dispatcher = Dispatcher(orchestrator, Backends(settings, {"process": backend}), settings)
+    runs = [schedule_run() for _ in range(3)]
+
+    report = tick(dispatcher, pool.name)
+
+    assert transport.calls["POST flow_runs/bulk_set_state"] == 2, "sent again; Prefect REJECTs the same transition"
+    assert sorted(o.flow_run_id for o in report.outcomes if o.status is SubmissionStatus.SUBMITTED) == sorted(
+        run.id for run in runs
+    )
+    assert backend.calls["submit"] == 3
     orchestrator.close()
 
 

@@ -28,11 +28,17 @@ def endpoint(request: httpx.Request) -> str:
 
 class RecordingTransport(httpx.BaseTransport):
     """Forwards to the server; counts, by endpoint, what reached it (`calls`), what it carried out (`answered`)
-    and what it refused as busy (`busy`); `lose` drops answers it selects."""
+    and what it refused as busy (`busy`); `lose` drops answers it selects; `absent` answers 404 to the requests it
+    selects without sending them, as a server without that endpoint (an older Prefect) would."""
 
-    def __init__(self, lose: Callable[[httpx.Request], bool] | None = None) -> None:
+    def __init__(
+        self,
+        lose: Callable[[httpx.Request], bool] | None = None,
+        absent: Callable[[httpx.Request], bool] | None = None,
+    ) -> None:
         self._inner = httpx.HTTPTransport()
         self._lose = lose
+        self._absent = absent
         self._lock = threading.Lock()
         self.calls: Counter[str] = Counter()
         self.answered: Counter[str] = Counter()
@@ -40,6 +46,8 @@ class RecordingTransport(httpx.BaseTransport):
         self.lost: Counter[str] = Counter()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self._absent is not None and self._absent(request):
+            return httpx.Response(404, json={"detail": "Not Found"}, request=request)
         response = self._inner.handle_request(request)
         response.read()
         with self._lock:
@@ -59,6 +67,11 @@ class RecordingTransport(httpx.BaseTransport):
 
     def close(self) -> None:
         self._inner.close()
+
+
+def endpoint_is(method: str, path_suffix: str) -> Callable[[httpx.Request], bool]:
+    """Select every request whose method matches and whose path ends with `path_suffix`."""
+    return lambda request: request.method == method and request.url.path.endswith(path_suffix)
 
 
 def lose_first(method: str, path_suffix: str) -> Callable[[httpx.Request], bool]:
