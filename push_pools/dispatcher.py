@@ -9,6 +9,10 @@ live in this module:
 - **No run is lost.** Transient cloud errors are retried with jittered backoff within a deadline; when that runs
   out the run is given back (PENDING → SCHEDULED) and the outcome says REQUEUED, so the message is retried.
   A permanent error marks the run CRASHED with a message a person can act on.
+- **The run pays only for its own faults.** Its job variables, its template, its image: the run is CRASHED with the
+  reason. The executor's own setup (the pool type's extra not installed, no region, no credentials, the function's
+  identity denied): the run stays (or goes back to) SCHEDULED and the pool shows NOT_READY with the reason, until the
+  executor is fixed. Anything unexpected is contained here, logged once with its traceback and the run's id.
 - **Terminal states are sticky** (enforced by the orchestrator's `set_state`).
 """
 
@@ -23,10 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_before_delay
 
-from push_pools.backends import backend_module, pool_type
+from push_pools.backends import backend_module, missing_module, pool_type
 from push_pools.backends.kit.retry_after import WaitRetryAfter
 from push_pools.errors import (
     ConfigurationError,
+    ExecutorNotReadyError,
     PermanentSubmissionError,
     PushPoolError,
     TemplateError,
@@ -52,7 +57,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger("push_pools.dispatcher")
 
 _ADOPTED = "adopted infrastructure already started for this run"
-_LOGGED = {SubmissionStatus.SUBMITTED, SubmissionStatus.DEFERRED, SubmissionStatus.CRASHED, SubmissionStatus.REQUEUED}
+_LOGGED = {
+    SubmissionStatus.SUBMITTED,
+    SubmissionStatus.DEFERRED,
+    SubmissionStatus.NOT_READY,
+    SubmissionStatus.CRASHED,
+    SubmissionStatus.REQUEUED,
+}
 """The outcomes of a submission logged as one INFO line with the run's fields."""
 
 Clock = Callable[[], datetime]
@@ -71,9 +82,20 @@ class Backends:
         self._backends: dict[str, Backend] = dict(given or {})
 
     def for_type(self, name: str) -> Backend:
+        """The pool type's backend; ExecutorNotReadyError when this installation cannot build it (its extra is not
+        installed, a setting, the region or the credentials are missing), whatever the SDK raised."""
         canonical = pool_type(name).name
         if canonical not in self._backends:
-            self._backends[canonical] = backend_module(canonical).from_settings(self._settings)
+            module = backend_module(canonical)
+            try:
+                self._backends[canonical] = module.from_settings(self._settings)
+            except PushPoolError as exc:
+                raise ExecutorNotReadyError(str(exc)) from exc
+            except ModuleNotFoundError as exc:
+                raise missing_module(canonical, exc.name) from exc
+            except Exception as exc:  # any failure to build a client is the executor's setup, not a run's fault
+                message = f"cannot build the {canonical} backend: {type(exc).__name__}: {exc}"
+                raise ExecutorNotReadyError(message) from exc
         return self._backends[canonical]
 
     def built(self) -> list[Backend]:
@@ -131,6 +153,8 @@ class Dispatcher:
         if pool.is_paused:
             return _outcome(run, SubmissionStatus.DEFERRED, f"pool {pool.name!r} is paused")
         if claim is None:
+            if (problem := self._executor_problem(pool)) is not None:
+                return self._not_ready(run, pool, problem)
             claim = self.orchestrator.claim_run(run, now, pool.concurrency_limit)
         if claim in _OURS:
             claimed_before = claim is ClaimResult.RECLAIMED or any(
@@ -168,6 +192,8 @@ class Dispatcher:
         age = now - run.state.timestamp
         if age < self.settings.orphan_timeout:
             return _outcome(run, SubmissionStatus.SKIPPED, "being submitted by another dispatcher")
+        if (problem := self._executor_problem(pool)) is not None:
+            return self._not_ready(run, pool, problem)
         message = f"no infrastructure recorded {age.total_seconds():.0f}s after claim; resubmitting"
         if not self.orchestrator.release_run(run, message):
             return _outcome(run, SubmissionStatus.SKIPPED, "another dispatcher recovered this run")
@@ -179,20 +205,25 @@ class Dispatcher:
     def _submit_claimed(self, run: FlowRun, pool: WorkPool, *, resubmission: bool) -> SubmissionOutcome:
         warnings: tuple[str, ...] = ()
         try:
-            job = self.prepare(run, pool)
+            job = self._prepare_claimed(run, pool)
             warnings = job.warnings
             for warning in warnings:
                 logger.warning("run %s: %s", run.id, warning)
             backend = self.backends.for_type(pool.type)
             ref = self._submit_with_retries(backend, job.configuration, run, resubmission)
+        except ExecutorNotReadyError as exc:
+            self.orchestrator.release_run(run, f"waiting for the executor: {exc}")
+            return self._not_ready(run, pool, str(exc))
         except TransientSubmissionError as exc:
-            message = f"submission kept failing ({exc}); the run is scheduled again to be retried"
-            self.orchestrator.release_run(run, message)
-            return _outcome(run, SubmissionStatus.REQUEUED, message)
+            return self._requeue(run, f"submission kept failing ({exc}); the run is scheduled again to be retried")
         except (TemplateError, ConfigurationError, PermanentSubmissionError) as exc:
             message = f"Submission to {pool.type} pool {pool.name!r} failed: {exc}"
             self.orchestrator.set_state(run, StateType.CRASHED, message, only_from={StateType.PENDING})
             return _outcome(run, SubmissionStatus.CRASHED, message, warnings=warnings)
+        except Exception as exc:  # a fault outside our error tree: the run may have started, so it is resubmitted
+            logger.exception("run %s: submission failed unexpectedly", run.id, extra=_fields(run))
+            message = f"submission failed unexpectedly ({_described(exc)}); the run is scheduled again to be retried"
+            return self._requeue(run, message)
         pid = ref.infrastructure_pid
         note = _ADOPTED if ref.adopted else None
         if not self.orchestrator.record_submission(run, pid, note):
@@ -200,6 +231,33 @@ class Dispatcher:
             backend.cancel(pid)
             return _outcome(run, SubmissionStatus.CANCELLED, "cancelled while being submitted", pid=pid)
         return _outcome(run, SubmissionStatus.SUBMITTED, note, pid=pid, warnings=warnings)
+
+    def _prepare_claimed(self, run: FlowRun, pool: WorkPool) -> PreparedJob:
+        """`prepare`, with any unexpected fault of rendering read as the run's own (the same input fails again)."""
+        try:
+            return self.prepare(run, pool)
+        except PushPoolError:
+            raise
+        except Exception as exc:
+            logger.exception("run %s: its job could not be rendered", run.id, extra=_fields(run))
+            raise TemplateError(f"its job could not be rendered: {_described(exc)}") from exc
+
+    def _executor_problem(self, pool: WorkPool) -> str | None:
+        """Why this executor cannot serve the pool now (its backend cannot be built), or None."""
+        try:
+            self.backends.for_type(pool.type)
+        except ExecutorNotReadyError as exc:
+            return str(exc)
+        return None
+
+    def _not_ready(self, run: FlowRun, pool: WorkPool, problem: str) -> SubmissionOutcome:
+        """The run waits SCHEDULED; the pool says why until the executor is fixed."""
+        self.orchestrator.record_tick(pool.name, self.clock(), problem)
+        return _outcome(run, SubmissionStatus.NOT_READY, f"the executor cannot serve pool {pool.name!r}: {problem}")
+
+    def _requeue(self, run: FlowRun, message: str) -> SubmissionOutcome:
+        self.orchestrator.release_run(run, message)
+        return _outcome(run, SubmissionStatus.REQUEUED, message)
 
     def prepare(self, run: FlowRun, pool: WorkPool) -> PreparedJob:
         """The run's rendered job configuration: what `submit` hands to the backend."""
@@ -290,6 +348,15 @@ def _exit_message(status: InfrastructureStatus) -> str:
     return f"{message}: {status.message}" if status.message else message
 
 
+def _fields(run: FlowRun) -> dict[str, Any]:
+    """The run's fields on every log line about it."""
+    return {"flow_run_id": run.id, "pool": run.pool_name, "deployment": run.deployment_name, "attempt": run.attempt}
+
+
+def _described(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _outcome(
     run: FlowRun,
     status: SubmissionStatus,
@@ -301,8 +368,7 @@ def _outcome(
 ) -> SubmissionOutcome:
     if status in _LOGGED:
         outcome = "adopted" if status is SubmissionStatus.SUBMITTED and message == _ADOPTED else status.value
-        fields = {"pool": run.pool_name, "deployment": run.deployment_name, "attempt": run.attempt}
-        extra = {"flow_run_id": run.id, **fields, "infrastructure_pid": pid, "outcome": outcome}
+        extra = _fields(run) | {"infrastructure_pid": pid, "outcome": outcome}
         logger.info("run %s: %s%s", run.id, outcome, f" ({message})" if message else "", extra=extra)
     return SubmissionOutcome(
         flow_run_id=run.id,

@@ -5,6 +5,7 @@ caller should do, not where the error came from:
 
     PushPoolError
     ├── ConfigurationError          settings, unknown pool type, missing cloud resource named by the user
+    │   └── ExecutorNotReadyError   this installation cannot serve a pool now: the run waits, the pool is NOT_READY
     ├── NotFoundError               an unknown pool, deployment or flow run
     ├── AlreadyExistsError          creating something that exists (use --overwrite / update)
     ├── TemplateError               a base job template that cannot be used, or a placeholder that cannot render
@@ -32,6 +33,15 @@ class PushPoolError(Exception):
 
 class ConfigurationError(PushPoolError):
     """A setting, a pool type or a cloud resource named by the user is missing or wrong."""
+
+
+class ExecutorNotReadyError(ConfigurationError):
+    """The executor itself cannot serve a pool now, through no fault of the run: the pool type's extra is not
+    installed, a setting or the cloud region is missing, the function's identity has no credentials or is denied.
+
+    The dispatcher leaves (or puts back) the run SCHEDULED and marks the pool NOT_READY with this reason; the run is
+    submitted once the executor is fixed.
+    """
 
 
 class NotFoundError(PushPoolError):

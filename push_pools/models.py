@@ -53,7 +53,7 @@ class State(BaseModel):
 
 
 class WorkPoolStatus(StrEnum):
-    """READY when the executor ticked recently, as Prefect shows a pool with a live worker."""
+    """READY when the executor ticked recently and can serve the pool, as Prefect shows a pool with a live worker."""
 
     READY = "READY"
     NOT_READY = "NOT_READY"
@@ -70,11 +70,15 @@ class WorkPool(BaseModel):
     is_paused: bool = False
     concurrency_limit: int | None = Field(default=None, ge=0)
     last_tick_at: datetime | None = None
+    not_ready_reason: str | None = None
+    """Why the executor could not serve the pool when it last tried (its extra, credentials, region), if so."""
 
     def status(self, now: datetime, tick_interval: timedelta) -> WorkPoolStatus:
-        """READY if the executor ran within three tick intervals (Prefect's worker heartbeat rule)."""
+        """READY if the executor ran within three tick intervals (Prefect's heartbeat rule) and could serve it."""
         if self.is_paused:
             return WorkPoolStatus.PAUSED
+        if self.not_ready_reason is not None:
+            return WorkPoolStatus.NOT_READY
         if self.last_tick_at is not None and now - self.last_tick_at <= 3 * tick_interval:
             return WorkPoolStatus.READY
         return WorkPoolStatus.NOT_READY
@@ -182,6 +186,9 @@ class SubmissionStatus(StrEnum):
     """Scheduled for later; nothing was done."""
     DEFERRED = "deferred"
     """Due, but the pool is paused or at its concurrency limit; it stays SCHEDULED."""
+    NOT_READY = "not-ready"
+    """Due, but the executor cannot serve the pool (its extra, credentials, region): it stays SCHEDULED, and the
+    pool shows NOT_READY with the reason until the executor is fixed."""
     SKIPPED = "skipped"
     """Another dispatcher has it, or it is past submission (running, finished, cancelling)."""
     CRASHED = "crashed"

@@ -1,17 +1,22 @@
 """The tick: what the timer trigger does once a minute, and the safety net under every other trigger.
 
-For each pool: remember that the executor ran (the pool shows READY), stop the infrastructure of CANCELLING runs,
+For each pool: remember that the executor ran (the pool shows READY, or NOT_READY and why when this installation
+cannot serve it, its runs left SCHEDULED), stop the infrastructure of CANCELLING runs,
 read the state of running infrastructure that sends no events (and of infrastructure that does, once it has been
 silent for `event_silence_timeout_seconds`, in case an event was lost), resubmit orphans (PENDING with no infrastructure
 for longer than the orphan timeout), then submit due runs, several at once, within the pool's concurrency limit
 (claimed a group per call where the orchestrator can: `Dispatcher.claim_due`).
 Then each backend sweeps what it left behind, and the store deletes up to `PRUNE_PER_TICK` runs that ended longer
 ago than `run_retention_seconds`.
+
+Like a batch processor isolating records, each step, each pool and each run is on its own: an unexpected exception is
+logged once with its traceback and the ids, counted in the report's errors, and never stops the other steps or pools.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,8 +27,9 @@ from typing import TypeVar
 
 from push_pools.backends.base import Backend
 from push_pools.dispatcher import Dispatcher
-from push_pools.errors import PushPoolError
-from push_pools.models import StateType, SubmissionOutcome, SubmissionStatus, WorkPool
+from push_pools.errors import ExecutorNotReadyError, PushPoolError
+from push_pools.models import FlowRun, StateType, SubmissionOutcome, SubmissionStatus, WorkPool
+from push_pools.orchestrators.base import ClaimResult
 
 logger = logging.getLogger("push_pools.tick")
 
@@ -58,14 +64,15 @@ class TickReport:
 
 
 def tick(dispatcher: Dispatcher, pool_name: str | None = None) -> TickReport:
-    """One pass over one pool (or all of them)."""
+    """One pass over one pool (or all of them). Past reading the pools, every fault is logged and counted in the
+    report, never raised."""
     orchestrator = dispatcher.orchestrator
     now = dispatcher.clock()
     pools = [orchestrator.get_pool(pool_name)] if pool_name else orchestrator.list_pools()
     report = TickReport()
     for pool in pools:
         report.pools.append(pool.name)
-        _guarded(report, f"pool {pool.name!r}", partial(_tick_pool, dispatcher, pool, now, report))
+        _guarded(report, f"pool {pool.name!r}", partial(_tick_pool, dispatcher, pool, now, report), pool=pool.name)
     for backend in dispatcher.backends.built():
         _guarded(report, f"{backend.pool_type} sweep", partial(_add_swept, report, backend, now))
     _guarded(report, "pruning ended runs", partial(_prune, dispatcher, now, report))
@@ -73,45 +80,99 @@ def tick(dispatcher: Dispatcher, pool_name: str | None = None) -> TickReport:
 
 
 def _tick_pool(dispatcher: Dispatcher, pool: WorkPool, now: datetime, report: TickReport) -> None:
+    """The pool's steps, each on its own: a failing step is reported and the next one runs."""
     orchestrator = dispatcher.orchestrator
-    orchestrator.record_tick(pool.name, now)
-    batch = dispatcher.settings.tick_batch_size
-    for run in orchestrator.runs_in_state(pool.name, StateType.CANCELLING, batch):
-        cancelled = _guarded(report, f"cancel {run.id}", partial(dispatcher.cancel, run))
+    try:
+        backend = dispatcher.backends.for_type(pool.type)
+    except ExecutorNotReadyError as exc:
+        logger.warning("pool %s is not ready: %s", pool.name, exc, extra={"pool": pool.name})
+        report.errors.append(f"pool {pool.name!r} is not ready: {exc}")
+        orchestrator.record_tick(pool.name, now, str(exc))
+        return
+    step = partial(_guarded, report, pool=pool.name)
+    step("heartbeat", partial(orchestrator.record_tick, pool.name, now))
+    step("cancellations", partial(_cancel, dispatcher, pool, report))
+    pending = step(
+        "reading PENDING runs", partial(orchestrator.runs_in_state, pool.name, StateType.PENDING, _batch(dispatcher))
+    )
+    running = step(
+        "reading RUNNING runs", partial(orchestrator.runs_in_state, pool.name, StateType.RUNNING, _batch(dispatcher))
+    )
+    step("status reads", partial(_follow_up, dispatcher, backend, (pending or []) + (running or []), now, report))
+    orphan_before = now - dispatcher.settings.orphan_timeout
+    orphans = [r for r in pending or [] if r.infrastructure_pid is None and r.state.timestamp <= orphan_before]
+    due = [] if pool.is_paused else step("reading due runs", partial(_due, dispatcher, pool, now)) or []
+    step("submissions", partial(_submit_all, dispatcher, pool, orphans, due, report))
+
+
+def _batch(dispatcher: Dispatcher) -> int:
+    return dispatcher.settings.tick_batch_size
+
+
+def _cancel(dispatcher: Dispatcher, pool: WorkPool, report: TickReport) -> None:
+    for run in dispatcher.orchestrator.runs_in_state(pool.name, StateType.CANCELLING, _batch(dispatcher)):
+        cancelled = _guarded(report, f"cancel {run.id}", partial(dispatcher.cancel, run), pool=pool.name, run=run.id)
         if cancelled is not None and cancelled.status is SubmissionStatus.CANCELLED:
             report.cancelled += 1
-    backend = dispatcher.backends.for_type(pool.type)
-    pending = orchestrator.runs_in_state(pool.name, StateType.PENDING, batch)
-    running = orchestrator.runs_in_state(pool.name, StateType.RUNNING, batch)
-    # A backend that pushes events is asked only about runs it has been silent on for long: a lost event.
+
+
+def _follow_up(
+    dispatcher: Dispatcher, backend: Backend, runs: list[FlowRun], now: datetime, report: TickReport
+) -> None:
+    """Read the infrastructure state of live runs; a backend that pushes events is asked only about runs it has been
+    silent on for long (a lost event)."""
     quiet_since = now - dispatcher.settings.event_silence_timeout if backend.reports_infrastructure_events else now
-    for run in pending + running:
+    for run in runs:
         if run.infrastructure_pid is None or run.state.timestamp > quiet_since:
             continue
-        status = _guarded(report, f"status of {run.id}", partial(backend.status, run.infrastructure_pid))
-        if status is not None and dispatcher.report_infrastructure(run, status):
+        action = partial(_apply_status, dispatcher, backend, run)
+        if _guarded(report, f"status of {run.id}", action, pool=run.pool_name, run=run.id):
             report.state_changes += 1
-    orphan_before = now - dispatcher.settings.orphan_timeout
-    orphans = [r for r in pending if r.infrastructure_pid is None and r.state.timestamp <= orphan_before]
-    if pool.is_paused:
-        due = []
-    else:
-        limit = batch if pool.concurrency_limit is None else min(batch, pool.concurrency_limit)
-        due = orchestrator.scheduled_runs(pool.name, now, limit)
+
+
+def _apply_status(dispatcher: Dispatcher, backend: Backend, run: FlowRun) -> bool:
+    assert run.infrastructure_pid is not None
+    return dispatcher.report_infrastructure(run, backend.status(run.infrastructure_pid))
+
+
+def _due(dispatcher: Dispatcher, pool: WorkPool, now: datetime) -> list[FlowRun]:
+    batch = _batch(dispatcher)
+    limit = batch if pool.concurrency_limit is None else min(batch, pool.concurrency_limit)
+    return dispatcher.orchestrator.scheduled_runs(pool.name, now, limit)
+
+
+def _submit_all(
+    dispatcher: Dispatcher, pool: WorkPool, orphans: list[FlowRun], due: list[FlowRun], report: TickReport
+) -> None:
+    """Submit several runs at once, due runs claimed a group at a time (submissions start on the first group). Once
+    the executor turns out not to be ready, no more runs are claimed and unclaimed ones are left SCHEDULED."""
     work = orphans + due
     if not work:
         return
+    not_ready = threading.Event()
+
+    def submit(run: FlowRun, claim: ClaimResult | None) -> SubmissionOutcome | None:
+        if not_ready.is_set() and claim is None:
+            return None
+        outcome = dispatcher.submit(run, pool, claim)
+        if outcome.status is SubmissionStatus.NOT_READY:
+            not_ready.set()
+        return outcome
+
     workers = min(len(work), dispatcher.settings.max_parallel_submissions)
     with ThreadPoolExecutor(max_workers=workers) as executor:
-        futures = [executor.submit(dispatcher.submit, run, pool) for run in orphans]
-        for group in dispatcher.claim_due(due, pool):  # claimed a group at a time: submissions start on the first
-            futures += [executor.submit(dispatcher.submit, run, pool, claim) for run, claim in group]
-        for run, future in zip(work, futures, strict=True):
-            outcome = _guarded(report, f"submit {run.id}", future.result)
+        futures = [executor.submit(submit, run, None) for run in orphans]
+        for group in dispatcher.claim_due(due, pool):
+            if not_ready.is_set():
+                break
+            futures += [executor.submit(submit, run, claim) for run, claim in group]
+        for run, future in zip(work, futures, strict=False):
+            outcome = _guarded(report, f"submit {run.id}", future.result, pool=pool.name, run=run.id)
             if outcome is not None:
                 report.outcomes.append(outcome)
-                if outcome.status is SubmissionStatus.DEFERRED:
-                    logger.info("run %s deferred: %s", run.id, outcome.message)
+    if not_ready.is_set():
+        reason = next(o.message for o in report.outcomes if o.status is SubmissionStatus.NOT_READY)
+        report.errors.append(f"pool {pool.name!r} is not ready: {reason}")
 
 
 def _add_swept(report: TickReport, backend: Backend, now: datetime) -> None:
@@ -124,11 +185,19 @@ def _prune(dispatcher: Dispatcher, now: datetime, report: TickReport) -> None:
         report.pruned += dispatcher.orchestrator.prune_runs(now - retention, PRUNE_PER_TICK)
 
 
-def _guarded(report: TickReport, what: str, action: Callable[[], T]) -> T | None:
-    """Run one step; a failure is reported and the tick goes on with the next step."""
+def _guarded(
+    report: TickReport, what: str, action: Callable[[], T], *, pool: str | None = None, run: str | None = None
+) -> T | None:
+    """Run one step; a failure is logged once (with its traceback when it is not one of ours) with the pool's and
+    the run's ids, counted in the report, and the tick goes on with the next step."""
     try:
         return action()
-    except PushPoolError as exc:
-        logger.warning("%s failed: %s", what, exc)
-        report.errors.append(f"{what}: {exc}")
+    except Exception as exc:
+        extra = {key: value for key, value in (("pool", pool), ("flow_run_id", run)) if value is not None}
+        if isinstance(exc, PushPoolError):
+            logger.warning("%s failed: %s", what, exc, extra=extra)
+            report.errors.append(f"{what}: {exc}")
+        else:
+            logger.exception("%s failed unexpectedly", what, extra=extra)
+            report.errors.append(f"{what}: {type(exc).__name__}: {exc}")
         return None

@@ -7,12 +7,13 @@ another platform's SDK. Each platform's default base job template is a JSON file
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from push_pools.errors import ConfigurationError
+from push_pools.errors import ConfigurationError, ExecutorNotReadyError
 
 if TYPE_CHECKING:
     from push_pools.backends.base import Backend, RunContext
@@ -29,6 +30,8 @@ class PoolType:
     extra: str | None
     prefect_type: str
     """The type Prefect gives a push pool of this kind (`ecs:push`), or the plain worker type for `process`."""
+    sdk: str | None = None
+    """The module its extra installs, imported by the backend only when it builds its clients."""
 
     @property
     def package(self) -> str:
@@ -43,9 +46,9 @@ POOL_TYPES: dict[str, PoolType] = {
     pool_type.name: pool_type
     for pool_type in (
         PoolType("process", "local", None, "process"),
-        PoolType("ecs", "aws", "aws", "ecs:push"),
-        PoolType("cloud-run", "gcp", "gcp", "cloud-run-v2:push"),
-        PoolType("aci", "azure", "azure", "azure-container-instance:push"),
+        PoolType("ecs", "aws", "aws", "ecs:push", "boto3"),
+        PoolType("cloud-run", "gcp", "gcp", "cloud-run-v2:push", "google.cloud.run_v2"),
+        PoolType("aci", "azure", "azure", "azure-container-instance:push", "azure.mgmt.containerinstance"),
     )
 }
 
@@ -85,12 +88,37 @@ def default_base_job_template(name: str) -> dict[str, Any]:
 
 
 def backend_module(name: str) -> _BackendModule:
-    """The backend module of a pool type, imported now; a clear error when its extra is not installed."""
+    """The backend module of a pool type, imported now; ExecutorNotReadyError when its extra is not installed."""
     known = pool_type(name)
     try:
         return cast(_BackendModule, importlib.import_module(known.module))
     except ModuleNotFoundError as exc:
         if exc.name is not None and exc.name.startswith(known.package):
-            raise ConfigurationError(f"pool type {known.name!r} is not available in this build") from exc
-        hint = f"; install push-pools[{known.extra}]" if known.extra else ""
-        raise ConfigurationError(f"pool type {known.name!r} needs {exc.name!r}{hint}") from exc
+            raise ExecutorNotReadyError(f"pool type {known.name!r} is not available in this build") from exc
+        raise missing_module(known.name, exc.name) from exc
+
+
+def missing_module(name: str, module: str | None) -> ExecutorNotReadyError:
+    """The error for a pool type whose SDK `module` cannot be imported: which extra to install."""
+    known = pool_type(name)
+    hint = f"; install push-pools[{known.extra}]" if known.extra else ""
+    return ExecutorNotReadyError(f"pool type {known.name!r} needs {module!r}{hint}")
+
+
+def unavailable_reason(name: str) -> str | None:
+    """Why this installation cannot serve pools of this type (its extra is not installed), or None if it can."""
+    try:
+        backend_module(name)
+        sdk = pool_type(name).sdk
+        if sdk is not None and _find_spec(sdk) is None:
+            raise missing_module(name, sdk)
+    except ExecutorNotReadyError as exc:
+        return str(exc)
+    return None
+
+
+def _find_spec(module: str) -> object | None:
+    try:
+        return importlib.util.find_spec(module)
+    except ModuleNotFoundError:  # a parent package is missing
+        return None

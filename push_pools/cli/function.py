@@ -17,7 +17,7 @@ from push_pools.cli import context
 from push_pools.cli.output import OutputFormat, OutputOption, console, print_document, print_table
 from push_pools.dispatcher import Backends, Dispatcher
 from push_pools.errors import ConfigurationError
-from push_pools.tick import tick
+from push_pools.tick import TickReport, tick
 
 
 class LogFormat(enum.StrEnum):
@@ -47,7 +47,7 @@ def dispatch(
     output: OutputOption = OutputFormat.TABLE,
     log_format: LogFormatOption = None,
 ) -> None:
-    """Run one tick: submit due runs, follow up running ones, stop cancelled ones."""
+    """Run one tick: submit due runs, follow up running ones, stop cancelled ones. Exits 1 if the tick had errors."""
     _configure_logs(log_format)
     with console.status("Dispatching…"):
         report = tick(_dispatcher(), pool)
@@ -65,7 +65,13 @@ def dispatch(
             },
             output,
         )
-        return
+    else:
+        _print_report(report)
+    if report.errors:
+        raise typer.Exit(1)
+
+
+def _print_report(report: TickReport) -> None:
     if report.outcomes:
         rows = [(o.flow_run_id, o.status, o.infrastructure_pid or "", o.message or "") for o in report.outcomes]
         print_table("Submissions", ["Run", "Outcome", "Infrastructure", "Message"], rows)

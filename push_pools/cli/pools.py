@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from push_pools.backends import default_base_job_template, pool_type, pool_type_names
+from push_pools.backends import default_base_job_template, pool_type, pool_type_names, unavailable_reason
 from push_pools.backends.kit import secrets
 from push_pools.cli import context
 from push_pools.cli.documents import load_document
@@ -87,6 +87,14 @@ def create(
     console.print(
         f"Created work pool [bold]{name}[/bold] of type {canonical} (Prefect type {pool_type(canonical).prefect_type})."
     )
+    _warn_if_unservable(canonical)
+
+
+def _warn_if_unservable(type_: str) -> None:
+    """The pool is saved either way (another installation may serve it); say when this one cannot."""
+    reason = unavailable_reason(type_)
+    if reason is not None:
+        warn(f"this installation cannot serve {type_} pools: {reason}")
 
 
 def ls(output: OutputOption = OutputFormat.TABLE) -> None:
@@ -112,6 +120,8 @@ def inspect(name: str, output: OutputOption = OutputFormat.TABLE) -> None:
         return
     console.print(f"[bold]Work pool {escape(pool.name)}[/bold] ({escape(pool.type)})")
     console.print(f"  status:            {pool.status(now, context.settings().tick_interval)}")
+    if pool.not_ready_reason:
+        console.print(f"  not ready because: {escape(pool.not_ready_reason)}")
     console.print(f"  last tick:         {ago(pool.last_tick_at, now)}")
     console.print(f"  paused:            {'yes' if pool.is_paused else 'no'}")
     console.print(f"  concurrency limit: {_limit(pool.concurrency_limit)}")
@@ -148,6 +158,7 @@ def update(
         changes["description"] = description
     catalog.save_pool(pool.model_copy(update=changes), overwrite=True)
     console.print(f"Updated work pool [bold]{name}[/bold].")
+    _warn_if_unservable(pool.type)
 
 
 def delete(name: str) -> None:

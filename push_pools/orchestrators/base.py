@@ -115,8 +115,9 @@ class Orchestrator(Protocol):
         """
         ...
 
-    def record_tick(self, pool_name: str, now: datetime) -> None:
-        """Remember that the executor served this pool now (a worker heartbeat, in Prefect's words)."""
+    def record_tick(self, pool_name: str, now: datetime, problem: str | None = None) -> None:
+        """Remember that the executor served this pool now (a worker heartbeat, in Prefect's words), or, with a
+        `problem`, that it tried and cannot serve it (the pool shows NOT_READY and why)."""
         ...
 
     def prune_runs(self, ended_before: datetime, limit: int) -> int:

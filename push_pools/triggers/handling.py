@@ -82,6 +82,9 @@ class RequestHandler:
         except PushPoolError as exc:
             logger.error("request %s failed: %s", request.to_message(), exc)
             return Reply(ReplyKind.FAILED, {"error": str(exc)})
+        except Exception as exc:  # a fault outside our error tree still gets an answer, never a dropped request
+            logger.exception("request %s failed unexpectedly", request.to_message())
+            return Reply(ReplyKind.FAILED, {"error": f"internal error: {type(exc).__name__}: {exc}"})
 
     def _submit(self, request: RunRequest, flow_run_id: str) -> Reply:
         outcome = self.dispatcher.submit_run(flow_run_id)

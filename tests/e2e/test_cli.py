@@ -416,3 +416,37 @@ def test_dispatch_logs_text_when_asked(cli: Cli, pool: str) -> None:
     err = ok(cli("dispatch", "--log-format", "text")).err
     assert f"flow_run_id={run['id']}" in err
     assert "outcome=submitted" in err
+
+
+def test_a_pool_this_installation_cannot_serve_is_created_with_a_warning(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "azure.mgmt.containerinstance", None)  # type: ignore[arg-type]
+    created = ok(cli("create", "far", "--type", "aci"))
+    assert "cannot serve aci pools" in created.err
+    assert "install push-pools[azure]" in created.err
+    assert "cannot serve" in ok(cli("update", "far", "--description", "later")).err
+    assert "cannot serve" not in ok(cli("create", "near", "--type", "process")).err
+
+
+def test_dispatch_exits_1_when_a_pool_is_not_ready_and_inspect_says_why(
+    cli: Cli, pool: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    ok(cli("deployment", "create", "hello", "--pool", pool, "--command", "echo hi"))
+    ok(cli("run", "hello"))
+    assert ok(cli("dispatch", "-o", "json")).json()["errors"] == []
+    ok(cli("create", "far", "--type", "ecs"))
+    ok(cli("deployment", "create", "remote", "--pool", "far", "--image", "img"))
+    waiting = ok(cli("run", "remote", "-o", "json")).json()
+    result = cli("dispatch", "-o", "json")
+    assert result.code == 1
+    (error,) = result.json()["errors"]
+    assert "pool 'far' is not ready" in error
+    assert "NoRegionError" in error
+    assert ok(cli("runs", "inspect", waiting["id"], "-o", "json")).json()["state"]["type"] == "SCHEDULED"
+    inspected = ok(cli("inspect", "far"))
+    assert "NOT_READY" in inspected.out
+    assert "not ready because: cannot build the ecs backend" in inspected.out

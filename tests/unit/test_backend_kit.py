@@ -18,7 +18,7 @@ from push_pools.backends.kit.gate import RateGate
 from push_pools.backends.kit.retry_after import parse_retry_after
 from push_pools.backends.kit.shapes import TagRules, env_pairs, replace_forbidden, split_argv, string_map
 from push_pools.errors import (
-    ConfigurationError,
+    ExecutorNotReadyError,
     PermanentSubmissionError,
     TemplateError,
     TransientSubmissionError,
@@ -61,7 +61,7 @@ TABLE = ErrorTable(
         (FakeSdkError("AccessDenied", 403), PermanentSubmissionError),
         (FakeSdkError("Invalid", 400), PermanentSubmissionError),
         (FakeSdkError("Invalid", None), PermanentSubmissionError),
-        (FakeNoCredentials("no credentials"), ConfigurationError),
+        (FakeNoCredentials("no credentials"), ExecutorNotReadyError),
     ],
 )
 def test_errors_are_decided_by_code_and_status(error: Exception, kind: type[Exception]) -> None:

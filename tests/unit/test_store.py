@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from push_pools.errors import AlreadyExistsError, NotFoundError, OrchestratorError
-from push_pools.models import Deployment, StateType, WorkPool
+from push_pools.models import Deployment, StateType, WorkPool, WorkPoolStatus
 from push_pools.orchestrators.base import ClaimResult
 from push_pools.orchestrators.local import LocalStore
 from tests.conftest import MEMORY_TEMPLATE, ScheduleRun
@@ -190,6 +190,7 @@ def test_a_store_of_schema_1_gains_run_tags(tmp_path: Path, schedule_run: Schedu
     LocalStore(path).close()
     db = sqlite3.connect(path)
     db.execute("ALTER TABLE flow_runs DROP COLUMN tags")
+    db.execute("ALTER TABLE work_pools DROP COLUMN not_ready_reason")
     db.execute("INSERT INTO work_pools (name, type, base_job_template) VALUES ('p', 'process', '{}')")
     db.execute(
         "INSERT INTO flow_runs (id, name, pool_name, state_type, state_name, state_timestamp, expected_start_time, "
@@ -202,6 +203,24 @@ def test_a_store_of_schema_1_gains_run_tags(tmp_path: Path, schedule_run: Schedu
     assert store.get_run("r").tags == []
     deployment = store.save_deployment(Deployment(id="d", name="d", pool_name="p"))
     assert store.create_run(deployment, now(), tags=["a", "b", "a"], now=now()).tags == ["a", "b"]
+    store.close()
+
+
+def test_a_store_of_schema_3_gains_the_pools_not_ready_reason(tmp_path: Path) -> None:
+    path = tmp_path / "v3.db"
+    LocalStore(path).close()
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE work_pools DROP COLUMN not_ready_reason")
+    db.execute("INSERT INTO work_pools (name, type, base_job_template) VALUES ('p', 'process', '{}')")
+    db.execute("PRAGMA user_version=3")
+    db.commit()
+    db.close()
+    store = LocalStore(path)
+    assert store.get_pool("p").not_ready_reason is None
+    store.record_tick("p", now(), "pool type 'aci' needs 'azure'")
+    assert store.get_pool("p").status(now(), timedelta(minutes=1)) is WorkPoolStatus.NOT_READY
+    store.record_tick("p", now())
+    assert store.get_pool("p").status(now(), timedelta(minutes=1)) is WorkPoolStatus.READY
     store.close()
 
 

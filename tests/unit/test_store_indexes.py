@@ -15,6 +15,7 @@ import pytest
 from push_pools.dispatcher import Dispatcher
 from push_pools.models import Deployment, StateType
 from push_pools.orchestrators.local import LocalStore
+from push_pools.orchestrators.local.schema import SCHEMA_VERSION
 from push_pools.tick import tick
 from tests.conftest import ScheduleRun
 
@@ -137,12 +138,13 @@ def test_a_store_of_schema_2_gains_the_indexes(tmp_path: Path) -> None:
         "INSERT INTO flow_runs (id, name, pool_name, state_type, state_name, state_timestamp, expected_start_time, "
         "parameters, job_variables) VALUES ('r', 'old', 'p', 'COMPLETED', 'Completed', 0, 0, '{}', '{}')"
     )
+    db.execute("ALTER TABLE work_pools DROP COLUMN not_ready_reason")
     db.execute("PRAGMA user_version=2")
     db.commit()
     store = LocalStore(path)
     indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"flow_runs_by_start", "flow_runs_by_pool_state_change", "deployments_by_pool"} <= indexes
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert [r.id for r in store.list_runs(states=[StateType.COMPLETED])] == ["r"]
     store.close()
     db.close()

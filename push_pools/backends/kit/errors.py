@@ -5,7 +5,8 @@ gives an `ErrorTable`: which SDK exceptions it translates, how to read one as an
 code, the HTTP status, the text for people, the Retry-After hint), and which codes and statuses pass. The decision is
 made here, by code and status only, never by message text:
 
-- a configuration failure (no credentials, no region) → ConfigurationError;
+- the executor's own setup failing (no credentials, no region, its identity denied or not valid) →
+  ExecutorNotReadyError: the run waits SCHEDULED and the pool shows NOT_READY until the function is fixed;
 - no answer at all, neither code nor status (network, timeout, a token endpoint that failed) → transient;
 - a transient code, or a status the table calls transient (by default 408, 429 and 5xx) → TransientSubmissionError,
   with the cloud's Retry-After;
@@ -21,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from push_pools.errors import (
-    ConfigurationError,
+    ExecutorNotReadyError,
     PermanentSubmissionError,
     PushPoolError,
     TransientSubmissionError,
@@ -61,13 +62,17 @@ class ErrorTable:
     transient_status: Callable[[int], bool] = default_transient_status
     configuration_errors: Callable[[], tuple[type[BaseException], ...]] = tuple
     """SDK exceptions that mean the function is not set up (no credentials, no region)."""
+    executor_codes: Collection[str] = frozenset()
+    """Error codes that mean the function's own identity is denied or not valid (`AccessDeniedException`)."""
+    executor_status: Collection[int] = frozenset()
+    """HTTP statuses that mean the same, for clouds whose codes do not say it (401, 403)."""
     hints: Mapping[str | int, str] = field(default_factory=dict)
     """What to do about a permanent error, by code or status."""
 
     def translate(self, exc: BaseException, action: str, secrets: Iterable[str] = ()) -> PushPoolError:
         """Our error for the SDK exception `exc` raised by `action` (e.g. "ecs:RunTask")."""
         if isinstance(exc, self.configuration_errors()):
-            return ConfigurationError(scrub(f"{action}: {exc}", secrets))
+            return ExecutorNotReadyError(scrub(f"{action}: {exc}", secrets))
         failure = self.read(exc)
         code, status = failure.code, failure.status
         said = " ".join(part for part in (f"HTTP {status}" if status else None, code) if part)
@@ -76,7 +81,10 @@ class ErrorTable:
         if no_answer or (code is not None and code in self.transient_codes) or self.transient_status(status or 0):
             return TransientSubmissionError(message, retry_after=failure.retry_after, code=code, status=status)
         hint = self.hints.get(code or "") or self.hints.get(status or 0)
-        return PermanentSubmissionError(f"{message} — {hint}" if hint else message, code=code, status=status)
+        message = f"{message} — {hint}" if hint else message
+        if code in self.executor_codes or status in self.executor_status:
+            return ExecutorNotReadyError(message)
+        return PermanentSubmissionError(message, code=code, status=status)
 
     @contextmanager
     def translated(self, action: str, secrets: Iterable[str] = ()) -> Iterator[None]:

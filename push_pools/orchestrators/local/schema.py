@@ -12,10 +12,11 @@ from typing import Any
 from push_pools.errors import OrchestratorError
 from push_pools.models import Deployment, FlowRun, State, WorkPool
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: ("ALTER TABLE flow_runs ADD COLUMN tags TEXT NOT NULL DEFAULT '[]'",),
     3: (),  # the listing and retention indexes: SCHEMA's CREATE INDEX IF NOT EXISTS adds them to any older store
+    4: ("ALTER TABLE work_pools ADD COLUMN not_ready_reason TEXT",),
 }
 """What turns a store of the version before each key into one of that version (SCHEMA runs after them)."""
 SCHEMA = """
@@ -26,7 +27,8 @@ CREATE TABLE IF NOT EXISTS work_pools (
     description TEXT,
     is_paused INTEGER NOT NULL DEFAULT 0,
     concurrency_limit INTEGER,
-    last_tick_at REAL
+    last_tick_at REAL,
+    not_ready_reason TEXT
 );
 CREATE TABLE IF NOT EXISTS deployments (
     id TEXT PRIMARY KEY,
@@ -111,6 +113,7 @@ def pool_from_row(row: sqlite3.Row) -> WorkPool:
         is_paused=bool(row["is_paused"]),
         concurrency_limit=row["concurrency_limit"],
         last_tick_at=_time(row["last_tick_at"]),
+        not_ready_reason=row["not_ready_reason"],
     )
 
 

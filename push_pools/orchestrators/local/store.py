@@ -138,14 +138,16 @@ class LocalStore:
         return self.get_pool(name)
 
     def save_pool(self, pool: WorkPool, *, overwrite: bool = False) -> WorkPool:
-        """Create a pool, or replace it when `overwrite` (keeping its last tick)."""
+        """Create a pool, or replace it when `overwrite` (keeping its last tick and what it said)."""
         verb = "INSERT OR REPLACE" if overwrite else "INSERT"
         with self._write() as db:
-            last_tick = db.execute("SELECT last_tick_at FROM work_pools WHERE name = ?", (pool.name,)).fetchone()
+            last_tick = db.execute(
+                "SELECT last_tick_at, not_ready_reason FROM work_pools WHERE name = ?", (pool.name,)
+            ).fetchone()
             try:
                 db.execute(
                     f"{verb} INTO work_pools (name, type, base_job_template, description, is_paused, "
-                    "concurrency_limit, last_tick_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "concurrency_limit, last_tick_at, not_ready_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         pool.name,
                         pool.type,
@@ -154,6 +156,7 @@ class LocalStore:
                         int(pool.is_paused),
                         pool.concurrency_limit,
                         last_tick[0] if last_tick else None,
+                        last_tick[1] if last_tick else None,
                     ),
                 )
             except sqlite3.IntegrityError as exc:
@@ -172,9 +175,12 @@ class LocalStore:
                 )
             db.execute("DELETE FROM work_pools WHERE name = ?", (name,))
 
-    def record_tick(self, pool_name: str, now: datetime) -> None:
+    def record_tick(self, pool_name: str, now: datetime, problem: str | None = None) -> None:
         with self._write() as db:
-            db.execute("UPDATE work_pools SET last_tick_at = ? WHERE name = ?", (now.timestamp(), pool_name))
+            db.execute(
+                "UPDATE work_pools SET last_tick_at = ?, not_ready_reason = ? WHERE name = ?",
+                (now.timestamp(), problem, pool_name),
+            )
 
     # ---- deployments ----------------------------------------------------------------------------------------
 

@@ -231,10 +231,14 @@ class PrefectOrchestrator(PrefectCatalog):
                 self._deployments[deployment_id] = (time.monotonic(), deployment)
             return deployment
 
-    def record_tick(self, pool_name: str, now: datetime) -> None:
+    def record_tick(self, pool_name: str, now: datetime, problem: str | None = None) -> None:
+        """A heartbeat of push-pools' worker; none while the executor cannot serve the pool, so Prefect shows it
+        NOT_READY once the last heartbeat is old (Prefect's API has no place for the reason: it is in the logs)."""
         with self._lock:
             self._deployments.clear()
             self._deployment_reads.clear()
+        if problem is not None:
+            return
         body = {"name": WORKER_NAME, "heartbeat_interval_seconds": max(1, round(self.heartbeat_interval_seconds))}
         self.api.post(f"{pool_path(pool_name)}/workers/heartbeat", body, missing=no_pool(pool_name))
 

@@ -4,9 +4,10 @@
   `ServerException`, timeouts and connection failures, and RunTask `failures` that mean capacity is short now
   (`RESOURCE:*`, `AGENT`, Fargate's "Capacity is unavailable at this time"). RunTask reports failures in its
   answer, not as an error; their `reason` is the only code ECS gives for them.
-- Permanent (the run is CRASHED with the reason): ClusterNotFoundException, AccessDenied, invalid parameters,
-  ClientException (e.g. a task definition that cannot be described) and any other 4xx.
-- No credentials or no region: a ConfigurationError, since nothing works until the function is set up.
+- Permanent (the run is CRASHED with the reason): ClusterNotFoundException, invalid parameters, ClientException
+  (e.g. a task definition that cannot be described) and any other 4xx.
+- No credentials, no region, or the function's role denied or not valid: the executor is not ready (the run waits
+  SCHEDULED, the pool shows NOT_READY), since nothing works until the function is set up.
 """
 
 from __future__ import annotations
@@ -58,6 +59,20 @@ _HINTS: dict[str | int, str] = {
 }
 
 
+EXECUTOR_CODES = frozenset(
+    {
+        "AccessDeniedException",
+        "AccessDenied",
+        "UnauthorizedOperation",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "ExpiredTokenException",
+        "ExpiredToken",
+    }
+)
+"""Codes that mean the function's own role is denied or its credentials are not valid."""
+
+
 def _sdk_errors() -> tuple[type[BaseException], ...]:
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -94,6 +109,7 @@ AWS_ERRORS = ErrorTable(
     transient_codes=TRANSIENT_CODES,
     transient_status=lambda status: status == 429 or status >= 500,
     configuration_errors=_configuration_errors,
+    executor_codes=EXECUTOR_CODES,
     hints=_HINTS,
 )
 

@@ -1,30 +1,48 @@
-"""Azure SDK errors as push-pools' SubmissionErrors: the kit's error mechanism fed Azure's table (HTTP status and
-ARM error code, never message text).
+"""Azure SDK errors as push-pools' errors: the kit's error mechanism fed Azure's table (HTTP status and ARM error
+code, never message text).
 
-408, 429, 5xx and the codes in TRANSIENT_CODES are transient (Retry-After is passed on); every other HTTP error
-is permanent. An error with no HTTP answer (the network, a timeout, the managed identity endpoint failing to give a
-token) is transient. Messages keep ARM's own explanation, without any secret value of the request.
+408, 429, 5xx and the codes in TRANSIENT_CODES are transient (Retry-After is passed on); 401, the codes in
+EXECUTOR_CODES (the function's identity denied or its token refused) and no managed identity at all mean the executor
+is not ready; every other HTTP error is permanent. An error with no HTTP answer (the network, a timeout, the managed
+identity endpoint failing to give a token) is transient. Messages keep ARM's own explanation, without any secret
+value of the request.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
-from typing import Any, cast
+from typing import Any
 
 from push_pools.backends.kit.errors import ErrorTable, SdkFailure
 from push_pools.backends.kit.retry_after import parse_retry_after
-from push_pools.errors import SubmissionError
+from push_pools.errors import PushPoolError
 
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 TRANSIENT_CODES = frozenset({"ContainerGroupQuotaReached", "AnotherOperationInProgress", "ServiceUnavailable"})
 """ARM error codes of conditions that pass, whatever their HTTP status (quota frees up as groups are swept)."""
+EXECUTOR_CODES = frozenset(
+    {
+        "AuthorizationFailed",
+        "LinkedAuthorizationFailed",
+        "InvalidAuthenticationToken",
+        "InvalidAuthenticationTokenTenant",
+        "ExpiredAuthenticationToken",
+    }
+)
+"""ARM error codes that mean the function's own identity is denied (a role assignment missing) or its token refused."""
 
 
 def _sdk_errors() -> tuple[type[BaseException], ...]:
     from azure.core.exceptions import AzureError
 
     return (AzureError,)
+
+
+def _configuration_errors() -> tuple[type[BaseException], ...]:
+    from azure.identity import CredentialUnavailableError
+
+    return (CredentialUnavailableError,)
 
 
 def _read(exc: BaseException) -> SdkFailure:
@@ -43,16 +61,19 @@ AZURE_ERRORS = ErrorTable(
     read=_read,
     transient_codes=TRANSIENT_CODES,
     transient_status=TRANSIENT_STATUSES.__contains__,
+    configuration_errors=_configuration_errors,
+    executor_codes=EXECUTOR_CODES,
+    executor_status=frozenset({401}),
 )
 
 
-def translate_error(exc: BaseException, what: str, secrets: Iterable[str] = ()) -> SubmissionError:
-    """An Azure SDK error as a transient or permanent SubmissionError, decided by HTTP status and error code."""
-    return cast(SubmissionError, AZURE_ERRORS.translate(exc, what, secrets))
+def translate_error(exc: BaseException, what: str, secrets: Iterable[str] = ()) -> PushPoolError:
+    """An Azure SDK error as ours, decided by HTTP status and error code."""
+    return AZURE_ERRORS.translate(exc, what, secrets)
 
 
 def translated(what: str, secrets: Iterable[str] = ()) -> AbstractContextManager[None]:
-    """Raise any Azure SDK error of the block as a SubmissionError, from the original."""
+    """Raise any Azure SDK error of the block as ours, from the original."""
     return AZURE_ERRORS.translated(what, secrets)
 
 

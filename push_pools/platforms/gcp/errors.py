@@ -2,7 +2,8 @@
 never message text), the server's wait hint, JSON documents as proto messages, and the polling of a job's creation.
 
 429, 408, 409, 5xx (but 501) and transport failures (timeouts, refused connections, credential refreshes that
-could not reach the metadata server) are transient; every other 4xx is permanent.
+could not reach the metadata server) are transient; 401 and 403 (the function's service account is denied, or an API
+is not enabled) mean the executor is not ready; every other 4xx is permanent.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ import functools
 import json
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
-from typing import Any, cast
+from typing import Any
 
 from push_pools.backends.kit.errors import ErrorTable, SdkFailure
 from push_pools.backends.kit.retry_after import parse_retry_after
-from push_pools.errors import SubmissionError, TemplateError
+from push_pools.errors import PushPoolError, TemplateError
 
 
 @functools.cache
@@ -51,6 +52,7 @@ CLOUD_RUN_ERRORS = ErrorTable(
     sdk_errors=sdk_errors,
     read=_read,
     transient_status=_transient_status,
+    executor_status=frozenset({401, 403}),
     hints={401: _PERMISSION_HINT, 403: _PERMISSION_HINT},
 )
 
@@ -59,9 +61,9 @@ def translated(action: str) -> AbstractContextManager[None]:
     return CLOUD_RUN_ERRORS.translated(f"Cloud Run {action}")
 
 
-def translate_error(exc: BaseException, action: str) -> SubmissionError:
+def translate_error(exc: BaseException, action: str) -> PushPoolError:
     """An SDK error as ours, by HTTP status, never by message text."""
-    return cast(SubmissionError, CLOUD_RUN_ERRORS.translate(exc, f"Cloud Run {action}"))
+    return CLOUD_RUN_ERRORS.translate(exc, f"Cloud Run {action}")
 
 
 def retry_after(exc: Any) -> float | None:

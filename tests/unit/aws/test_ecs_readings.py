@@ -5,9 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, ReadTimeoutError
+from botocore.exceptions import (
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    ReadTimeoutError,
+)
 
-from push_pools.errors import ConfigurationError, PermanentSubmissionError, TransientSubmissionError
+from push_pools.errors import (
+    ConfigurationError,
+    ExecutorNotReadyError,
+    PermanentSubmissionError,
+    TransientSubmissionError,
+)
 from push_pools.models import InfrastructureState
 from push_pools.platforms.aws.errors import failures_error, translate
 from push_pools.platforms.aws.logs import LogStream, awslogs_of, tail_command
@@ -104,13 +115,15 @@ def client_error(code: str, status: int = 400, headers: dict[str, str] | None = 
         (client_error("TooManyRequestsException", 429), TransientSubmissionError),
         (client_error("LimitExceededException"), TransientSubmissionError),
         (client_error("ClusterNotFoundException"), PermanentSubmissionError),
-        (client_error("AccessDeniedException"), PermanentSubmissionError),
+        (client_error("AccessDeniedException"), ExecutorNotReadyError),
+        (client_error("UnrecognizedClientException"), ExecutorNotReadyError),
         (client_error("InvalidParameterException"), PermanentSubmissionError),
         (client_error("ClientException"), PermanentSubmissionError),
         (client_error("PlatformUnknownException"), PermanentSubmissionError),
         (EndpointConnectionError(endpoint_url="https://ecs.us-east-1.amazonaws.com"), TransientSubmissionError),
         (ReadTimeoutError(endpoint_url="https://ecs.us-east-1.amazonaws.com"), TransientSubmissionError),
-        (NoCredentialsError(), ConfigurationError),
+        (NoCredentialsError(), ExecutorNotReadyError),
+        (NoRegionError(), ExecutorNotReadyError),
     ],
 )
 def test_errors_are_mapped_by_code(error: Exception, kind: type[Exception]) -> None:

@@ -15,7 +15,7 @@ from google.api_core import exceptions as api
 from google.cloud import run_v2
 
 from push_pools.backends.kit.evidence import TAIL_CHARS
-from push_pools.errors import PermanentSubmissionError, TransientSubmissionError
+from push_pools.errors import ExecutorNotReadyError, PermanentSubmissionError, TransientSubmissionError
 from push_pools.models import InfrastructureState
 from push_pools.platforms.gcp.errors import retry_after, translate_error
 from push_pools.platforms.gcp.logs import logging_filter, read_command
@@ -119,10 +119,17 @@ def test_transient_statuses(status: int) -> None:
     assert isinstance(translate_error(http_error(status), "RunJob"), TransientSubmissionError)
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 412, 501])
+@pytest.mark.parametrize("status", [400, 404, 412, 501])
 def test_permanent_statuses(status: int) -> None:
     error = translate_error(http_error(status), "RunJob")
     assert isinstance(error, PermanentSubmissionError)
+    assert f"HTTP {status}" in str(error)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_the_functions_identity_denied_means_the_executor_is_not_ready(status: int) -> None:
+    error = translate_error(http_error(status), "RunJob")
+    assert isinstance(error, ExecutorNotReadyError)
     assert f"HTTP {status}" in str(error)
 
 
