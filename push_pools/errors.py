@@ -17,7 +17,8 @@ caller should do, not where the error came from:
     │   └── OrchestratorUnavailableError   it cannot be reached now: retry later
     └── SubmissionError             the cloud refused or failed a submission
         ├── TransientSubmissionError    throttling, 5xx, timeouts: retried with backoff, then requeued
-        └── PermanentSubmissionError    bad request, access denied, missing cluster: the run is CRASHED
+        └── PermanentSubmissionError    bad request, missing cluster: the run is CRASHED
+            └── ExecutorDeniedError     the function's own identity denied: also an ExecutorNotReadyError
 
 Backends translate SDK errors into `SubmissionError`s at their boundary (by error code or HTTP status, never by
 message text) and raise them `from` the SDK error; the error keeps the cloud's code and HTTP status
@@ -112,3 +113,8 @@ class TransientSubmissionError(SubmissionError):
 
 class PermanentSubmissionError(SubmissionError):
     """A refusal that retrying cannot fix; the run is marked CRASHED with this message."""
+
+
+class ExecutorDeniedError(PermanentSubmissionError, ExecutorNotReadyError):
+    """The cloud refused the function's own identity (access denied, credentials not valid): permanent for the call
+    (retrying does not help), and the executor's fault, not the run's, so the run waits and the pool is NOT_READY."""

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from push_pools import logs
 from push_pools.backends import default_base_job_template
 from push_pools.dispatcher import Backends, Dispatcher
 from push_pools.models import Deployment, FlowRun, WorkPool
@@ -91,8 +92,11 @@ def process_template() -> dict[str, Any]:
 
 @pytest.fixture(autouse=True)
 def _restore_package_logger() -> Iterator[None]:
-    """Entry points configure the `push_pools` logger (handlers, no propagation); each test starts from the default."""
+    """Entry points configure the `push_pools` logger (handlers, no propagation) and bind a correlation id; each test
+    starts from the defaults."""
     package = logging.getLogger("push_pools")
     saved = package.handlers[:], package.level, package.propagate
+    token = logs.bind_correlation_id(None)  # an entry point binds its invocation's id and keeps it until the next
     yield
+    logs.correlation_id.reset(token)
     package.handlers, package.level, package.propagate = saved[0], saved[1], saved[2]

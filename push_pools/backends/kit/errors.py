@@ -5,8 +5,9 @@ gives an `ErrorTable`: which SDK exceptions it translates, how to read one as an
 code, the HTTP status, the text for people, the Retry-After hint), and which codes and statuses pass. The decision is
 made here, by code and status only, never by message text:
 
-- the executor's own setup failing (no credentials, no region, its identity denied or not valid) →
-  ExecutorNotReadyError: the run waits SCHEDULED and the pool shows NOT_READY until the function is fixed;
+- the executor's own setup failing (no credentials, no region) → ExecutorNotReadyError, and its identity denied or
+  not valid → ExecutorDeniedError (a permanent error that is also the executor's): the run waits SCHEDULED and the
+  pool shows NOT_READY until the function is fixed;
 - no answer at all, neither code nor status (network, timeout, a token endpoint that failed) → transient;
 - a transient code, or a status the table calls transient (by default 408, 429 and 5xx) → TransientSubmissionError,
   with the cloud's Retry-After;
@@ -22,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from push_pools.errors import (
+    ExecutorDeniedError,
     ExecutorNotReadyError,
     PermanentSubmissionError,
     PushPoolError,
@@ -83,7 +85,7 @@ class ErrorTable:
         hint = self.hints.get(code or "") or self.hints.get(status or 0)
         message = f"{message} — {hint}" if hint else message
         if code in self.executor_codes or status in self.executor_status:
-            return ExecutorNotReadyError(message)
+            return ExecutorDeniedError(message, code=code, status=status)
         return PermanentSubmissionError(message, code=code, status=status)
 
     @contextmanager

@@ -204,7 +204,7 @@ class _Answer(PassThrough):
 @pytest.mark.parametrize(
     ("code", "status", "expected"),
     [
-        ("AccessDeniedException", 400, StateType.CRASHED),
+        ("AccessDeniedException", 400, StateType.SCHEDULED),
         ("InvalidParameterException", 400, StateType.CRASHED),
         ("ServerException", 500, StateType.PENDING),
         ("ThrottlingException", 400, StateType.PENDING),

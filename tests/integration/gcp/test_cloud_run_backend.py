@@ -13,6 +13,7 @@ import pytest
 from push_pools.backends.base import RunContext
 from push_pools.errors import (
     ConfigurationError,
+    ExecutorDeniedError,
     PermanentSubmissionError,
     TemplateError,
     TransientSubmissionError,
@@ -195,11 +196,11 @@ def test_the_lookup_reads_newest_first_and_stops_at_the_lookback(
         ("RunJob", 500, TransientSubmissionError),
         ("RunJob", 503, TransientSubmissionError),
         ("RunJob", 400, PermanentSubmissionError),
-        ("RunJob", 403, PermanentSubmissionError),
+        ("RunJob", 403, ExecutorDeniedError),
         ("GetJob", 503, TransientSubmissionError),
-        ("GetJob", 403, PermanentSubmissionError),
+        ("GetJob", 403, ExecutorDeniedError),
         ("CreateJob", 400, PermanentSubmissionError),
-        ("CreateJob", 403, PermanentSubmissionError),
+        ("CreateJob", 403, ExecutorDeniedError),
         ("CreateJob", 404, PermanentSubmissionError),
         ("CreateJob", 429, TransientSubmissionError),
     ],

@@ -177,14 +177,26 @@ def test_a_permanent_refusal_crashes_the_run_with_the_reason(
     fake: FakeCloudRun, instances: list[Instance], deployment: Deployment
 ) -> None:
     [run] = schedule(instances[0].store, deployment, 1)
-    fake.inject(Fault(403, method="RunJob"))
+    fake.inject(Fault(400, method="RunJob"))
     outcome = instances[0].dispatcher.submit_run(run.id)
     assert outcome.status == "crashed"
     state = instances[0].store.get_run(run.id).state
     assert state.type is StateType.CRASHED
-    assert "403" in (state.message or "")
-    assert "serviceAccountUser" in (state.message or "")
+    assert "HTTP 400" in (state.message or "")
     assert fake.calls["RunJob"] == 1, "a permanent error is not retried"
+
+
+def test_the_functions_account_denied_leaves_the_run_scheduled_and_the_pool_not_ready(
+    fake: FakeCloudRun, instances: list[Instance], deployment: Deployment
+) -> None:
+    [run] = schedule(instances[0].store, deployment, 1)
+    fake.inject(Fault(403, method="RunJob"))
+    outcome = instances[0].dispatcher.submit_run(run.id)
+    assert outcome.status == "not-ready"
+    store = instances[0].store
+    assert store.get_run(run.id).state.type is StateType.SCHEDULED
+    assert "serviceAccountUser" in (store.get_pool(deployment.pool_name).not_ready_reason or "")
+    assert fake.calls["RunJob"] == 1, "a refusal is not retried"
 
 
 def test_a_prefect_cloud_run_v2_template_submits_unchanged(

@@ -15,6 +15,7 @@ from botocore.exceptions import (
 
 from push_pools.errors import (
     ConfigurationError,
+    ExecutorDeniedError,
     ExecutorNotReadyError,
     PermanentSubmissionError,
     TransientSubmissionError,
@@ -115,8 +116,8 @@ def client_error(code: str, status: int = 400, headers: dict[str, str] | None = 
         (client_error("TooManyRequestsException", 429), TransientSubmissionError),
         (client_error("LimitExceededException"), TransientSubmissionError),
         (client_error("ClusterNotFoundException"), PermanentSubmissionError),
-        (client_error("AccessDeniedException"), ExecutorNotReadyError),
-        (client_error("UnrecognizedClientException"), ExecutorNotReadyError),
+        (client_error("AccessDeniedException"), ExecutorDeniedError),
+        (client_error("UnrecognizedClientException"), ExecutorDeniedError),
         (client_error("InvalidParameterException"), PermanentSubmissionError),
         (client_error("ClientException"), PermanentSubmissionError),
         (client_error("PlatformUnknownException"), PermanentSubmissionError),

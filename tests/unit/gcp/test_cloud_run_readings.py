@@ -130,6 +130,7 @@ def test_permanent_statuses(status: int) -> None:
 def test_the_functions_identity_denied_means_the_executor_is_not_ready(status: int) -> None:
     error = translate_error(http_error(status), "RunJob")
     assert isinstance(error, ExecutorNotReadyError)
+    assert isinstance(error, PermanentSubmissionError), "still permanent for the call: retrying does not help"
     assert f"HTTP {status}" in str(error)
 
 
