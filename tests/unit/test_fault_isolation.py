@@ -247,7 +247,7 @@ def test_a_render_fault_outside_our_errors_crashes_the_run_with_one_traceback(
 
 
 def _raise(exc: Exception) -> Callable[..., Any]:
-    def raising(*args: object) -> Any:
+    def raising(*args: object, **kwargs: object) -> Any:
         raise exc
 
     return raising
