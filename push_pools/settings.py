@@ -76,7 +76,18 @@ class Settings(BaseSettings):
         description="No new try starts after this long; keep it inside the function timeout.",
     )
     max_parallel_submissions: int = Field(default=8, ge=1, description="Runs submitted at once by one tick.")
-    tick_batch_size: int = Field(default=200, ge=1, description="Most due runs one tick takes from one pool.")
+    tick_batch_size: int = Field(
+        default=200,
+        ge=1,
+        description="Due runs one tick reads from a pool at a time (a page; Prefect's are at most 200); the tick "
+        "reads page after page while runs are due and its deadline allows.",
+    )
+    tick_deadline_seconds: float = Field(
+        default=45.0,
+        gt=0,
+        description="How long one tick keeps taking due runs; on Lambda, at most the invocation's remaining time "
+        "less a margin. The next tick continues where it stopped.",
+    )
     run_retention_seconds: float = Field(
         default=30 * 24 * 3600.0,
         ge=0,

@@ -5,7 +5,8 @@ cannot serve it, its runs left SCHEDULED), stop the infrastructure of CANCELLING
 read the state of running infrastructure that sends no events (and of infrastructure that does, once it has been
 silent for `event_silence_timeout_seconds`, in case an event was lost), resubmit orphans (PENDING with no infrastructure
 for longer than the orphan timeout), then submit due runs, several at once, within the pool's concurrency limit
-(claimed a group per call where the orchestrator can: `Dispatcher.claim_due`).
+(claimed a group per call where the orchestrator can: `Dispatcher.claim_due`), a page of `tick_batch_size` after
+another while runs are due, until the tick's deadline; the next tick continues where it stopped.
 Then each backend sweeps what it left behind, and the store deletes up to `PRUNE_PER_TICK` runs that ended longer
 ago than `run_retention_seconds`.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +48,8 @@ class TickReport:
     pools: list[str] = field(default_factory=list)
     outcomes: list[SubmissionOutcome] = field(default_factory=list)
     cancelled: int = 0
+    left_due: int = 0
+    """Due runs a tick saw but left for the next one, having reached its deadline (at least this many)."""
     state_changes: int = 0
     swept: int = 0
     pruned: int = 0
@@ -57,29 +61,34 @@ class TickReport:
 
     def summary(self) -> str:
         counts = ", ".join(f"{count} {status}" for status, count in sorted(self.counts().items()))
+        left = f"; stopped at its deadline with {self.left_due}+ due run(s) left" if self.left_due else ""
         return (
-            f"{len(self.pools)} pool(s): {counts or 'no runs due'}; {self.state_changes} state change(s), "
+            f"{len(self.pools)} pool(s): {counts or 'no runs due'}{left}; {self.state_changes} state change(s), "
             f"{self.cancelled} cancelled, {self.swept} swept, {self.pruned} pruned, {len(self.errors)} error(s)"
         )
 
 
-def tick(dispatcher: Dispatcher, pool_name: str | None = None) -> TickReport:
-    """One pass over one pool (or all of them). Past reading the pools, every fault is logged and counted in the
-    report, never raised."""
+def tick(dispatcher: Dispatcher, pool_name: str | None = None, *, deadline: float | None = None) -> TickReport:
+    """One pass over one pool (or all of them), taking due runs page after page until none is left or `deadline`
+    (a `time.monotonic()` value; default: `tick_deadline_seconds` from now) has passed. Past reading the pools,
+    every fault is logged and counted in the report, never raised."""
     orchestrator = dispatcher.orchestrator
+    if deadline is None:
+        deadline = time.monotonic() + dispatcher.settings.tick_deadline_seconds
     now = dispatcher.clock()
     pools = [orchestrator.get_pool(pool_name)] if pool_name else orchestrator.list_pools()
     report = TickReport()
     for pool in pools:
         report.pools.append(pool.name)
-        _guarded(report, f"pool {pool.name!r}", partial(_tick_pool, dispatcher, pool, now, report), pool=pool.name)
+        action = partial(_tick_pool, dispatcher, pool, now, deadline, report)
+        _guarded(report, f"pool {pool.name!r}", action, pool=pool.name)
     for backend in dispatcher.backends.built():
         _guarded(report, f"{backend.pool_type} sweep", partial(_add_swept, report, backend, now))
     _guarded(report, "pruning ended runs", partial(_prune, dispatcher, now, report))
     return report
 
 
-def _tick_pool(dispatcher: Dispatcher, pool: WorkPool, now: datetime, report: TickReport) -> None:
+def _tick_pool(dispatcher: Dispatcher, pool: WorkPool, now: datetime, deadline: float, report: TickReport) -> None:
     """The pool's steps, each on its own: a failing step is reported and the next one runs."""
     orchestrator = dispatcher.orchestrator
     try:
@@ -90,27 +99,51 @@ def _tick_pool(dispatcher: Dispatcher, pool: WorkPool, now: datetime, report: Ti
         orchestrator.record_tick(pool.name, now, str(exc))
         return
     step = partial(_guarded, report, pool=pool.name)
+    page = _page(dispatcher)
     step("heartbeat", partial(orchestrator.record_tick, pool.name, now))
     step("cancellations", partial(_cancel, dispatcher, pool, report))
-    pending = step(
-        "reading PENDING runs", partial(orchestrator.runs_in_state, pool.name, StateType.PENDING, _batch(dispatcher))
-    )
-    running = step(
-        "reading RUNNING runs", partial(orchestrator.runs_in_state, pool.name, StateType.RUNNING, _batch(dispatcher))
-    )
+    pending = step("reading PENDING runs", partial(orchestrator.runs_in_state, pool.name, StateType.PENDING, page))
+    running = step("reading RUNNING runs", partial(orchestrator.runs_in_state, pool.name, StateType.RUNNING, page))
     step("status reads", partial(_follow_up, dispatcher, backend, (pending or []) + (running or []), now, report))
     orphan_before = now - dispatcher.settings.orphan_timeout
     orphans = [r for r in pending or [] if r.infrastructure_pid is None and r.state.timestamp <= orphan_before]
-    due = [] if pool.is_paused else step("reading due runs", partial(_due, dispatcher, pool, now)) or []
-    step("submissions", partial(_submit_all, dispatcher, pool, orphans, due, report))
+    if pool.is_paused:
+        step("submissions", partial(_submit_all, dispatcher, pool, orphans, [], report))
+        return
+    step("due runs", partial(_drain, dispatcher, pool, orphans, deadline, report))
 
 
-def _batch(dispatcher: Dispatcher) -> int:
-    return dispatcher.settings.tick_batch_size
+def _page(dispatcher: Dispatcher) -> int:
+    """How many runs one listing call asks for: the batch size, within what the orchestrator allows."""
+    return min(dispatcher.settings.tick_batch_size, dispatcher.orchestrator.max_page_size)
+
+
+def _drain(dispatcher: Dispatcher, pool: WorkPool, orphans: list[FlowRun], deadline: float, report: TickReport) -> None:
+    """Submit due runs a page at a time while a page is full and time remains. A page that brought no run this tick
+    has not seen (all given back to be retried), a deferral (the concurrency limit) or the executor not being ready
+    ends it; stopping at the deadline reads one more page to say how many due runs are left."""
+    limit = _page(dispatcher) if pool.concurrency_limit is None else min(_page(dispatcher), pool.concurrency_limit)
+    seen = {run.id for run in orphans}
+    while True:
+        due = dispatcher.orchestrator.scheduled_runs(pool.name, dispatcher.clock(), limit)
+        fresh = [run for run in due if run.id not in seen]
+        if not fresh and not orphans:
+            return
+        done = len(report.outcomes)
+        _submit_all(dispatcher, pool, orphans, fresh, report)
+        orphans = []
+        seen.update(run.id for run in fresh)
+        page_outcomes = {outcome.status for outcome in report.outcomes[done:]}
+        if len(due) < limit or page_outcomes & {SubmissionStatus.DEFERRED, SubmissionStatus.NOT_READY}:
+            return
+        if time.monotonic() >= deadline:
+            left = dispatcher.orchestrator.scheduled_runs(pool.name, dispatcher.clock(), limit)
+            report.left_due += sum(1 for run in left if run.id not in seen)
+            return
 
 
 def _cancel(dispatcher: Dispatcher, pool: WorkPool, report: TickReport) -> None:
-    for run in dispatcher.orchestrator.runs_in_state(pool.name, StateType.CANCELLING, _batch(dispatcher)):
+    for run in dispatcher.orchestrator.runs_in_state(pool.name, StateType.CANCELLING, _page(dispatcher)):
         cancelled = _guarded(report, f"cancel {run.id}", partial(dispatcher.cancel, run), pool=pool.name, run=run.id)
         if cancelled is not None and cancelled.status is SubmissionStatus.CANCELLED:
             report.cancelled += 1
@@ -133,12 +166,6 @@ def _follow_up(
 def _apply_status(dispatcher: Dispatcher, backend: Backend, run: FlowRun) -> bool:
     assert run.infrastructure_pid is not None
     return dispatcher.report_infrastructure(run, backend.status(run.infrastructure_pid))
-
-
-def _due(dispatcher: Dispatcher, pool: WorkPool, now: datetime) -> list[FlowRun]:
-    batch = _batch(dispatcher)
-    limit = batch if pool.concurrency_limit is None else min(batch, pool.concurrency_limit)
-    return dispatcher.orchestrator.scheduled_runs(pool.name, now, limit)
 
 
 def _submit_all(

@@ -48,6 +48,9 @@ class RunEnvironment:
 class Orchestrator(Protocol):
     """Reads pools and runs, claims runs and records what happened to them."""
 
+    max_page_size: int
+    """The most runs one listing call may ask for (Prefect refuses a `limit` over 200)."""
+
     reports_flow_states: bool
     """True when the flow itself reports RUNNING/COMPLETED/FAILED (Prefect). When False the dispatcher's tick
     derives them from the infrastructure (exit 0 → COMPLETED, non-zero → CRASHED)."""

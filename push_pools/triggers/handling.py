@@ -64,10 +64,11 @@ class RequestHandler:
             return Reply(ReplyKind.INVALID, {"error": str(exc)})
         return self.handle(request)
 
-    def handle(self, request: RunRequest) -> Reply:
+    def handle(self, request: RunRequest, *, deadline: float | None = None) -> Reply:
+        """Carry out the request; a tick stops taking due runs at `deadline` (a `time.monotonic()` value)."""
         try:
             if request.action is Action.TICK:
-                report = tick(self.dispatcher, request.pool)
+                report = tick(self.dispatcher, request.pool, deadline=deadline)
                 return Reply(ReplyKind.DONE, {"tick": report.summary(), "errors": report.errors})
             if request.flow_run_id is None:
                 return Reply(ReplyKind.INVALID, {"error": f"action {request.action.value!r} needs a flow_run_id"})

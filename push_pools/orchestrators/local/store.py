@@ -51,6 +51,7 @@ class LocalStore:
     """The embedded orchestrator. One instance per process; connections are per thread."""
 
     reports_flow_states = False
+    max_page_size = 10_000
     checks_state_on_record = True
     claims_per_call = 1
 

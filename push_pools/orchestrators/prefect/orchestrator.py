@@ -73,6 +73,8 @@ class PrefectOrchestrator(PrefectCatalog):
     """Prefect's REST API behind the Orchestrator and Catalog protocols."""
 
     reports_flow_states = True
+    max_page_size = 200
+    """Prefect's own bound on `limit` (422 "Invalid limit: must be less than or equal to 200")."""
     checks_state_on_record = False
     claims_per_call = 50
     """Prefect's limit for one `bulk_set_state` (its BULK_OPERATION_LIMIT); 1 once a server is found without it."""

@@ -33,6 +33,7 @@ import json
 import logging
 import math
 import os
+import time
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -129,7 +130,7 @@ class LambdaFunction:
         if kind is EventKind.TASK:
             return self.task_event(event)
         if kind is EventKind.SCHEDULED:
-            return _answer(self.handler.handle(RunRequest(action=Action.TICK)))
+            return _answer(self.handler.handle(RunRequest(action=Action.TICK), deadline=_deadline(context)))
         return self.direct(event)
 
     def http(self, event: Mapping[str, Any]) -> dict[str, Any]:
@@ -227,6 +228,19 @@ def _flow_run_id(body: str) -> str | None:
         return None
     run_id = message.get("flow_run_id") if isinstance(message, dict) else None
     return run_id if isinstance(run_id, str) else None
+
+
+TICK_MARGIN_SECONDS = 10.0
+"""Time a tick leaves the invocation after its last submission, for the submissions in flight and the sweep."""
+
+
+def _deadline(context: Any) -> float | None:
+    """When a tick must stop taking due runs: the invocation's remaining time less a margin; None outside Lambda
+    (the tick then uses `tick_deadline_seconds`)."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return None
+    return time.monotonic() + max(0.0, float(remaining()) / 1000 - TICK_MARGIN_SECONDS)
 
 
 def _answer(reply: Reply) -> dict[str, Any]:

@@ -263,6 +263,31 @@ def test_the_schedule_ticks(deployed: Deployed, fixture: str) -> None:
     assert deployed.state(later) is StateType.SCHEDULED
 
 
+class LambdaContext:
+    """What Lambda passes as `context`, as far as the tick reads it."""
+
+    def __init__(self, remaining_ms: int) -> None:
+        self.aws_request_id = "req-1"
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+@pytest.mark.parametrize(("remaining_ms", "submitted"), [(5_000, 2), (600_000, 5)])
+def test_the_schedules_tick_drains_due_runs_within_the_invocations_remaining_time(
+    deployed: Deployed, remaining_ms: int, submitted: int
+) -> None:
+    """Under the 10 s margin the tick takes one page and says what it left; with time to spare, every due run."""
+    dispatcher = deployed.function.dispatcher
+    dispatcher.settings = dispatcher.settings.model_copy(update={"tick_batch_size": 2})
+    runs = [deployed.schedule() for _ in range(5)]
+    answer = deployed.function(load_fixture("scheduled_event.json"), LambdaContext(remaining_ms))
+    assert f"{submitted} submitted" in answer["tick"]
+    assert sum(deployed.state(run) is StateType.PENDING for run in runs) == submitted
+    assert ("due run(s) left" in answer["tick"]) is (submitted < len(runs))
+
+
 def test_a_direct_invocation_can_cancel(deployed: Deployed) -> None:
     run = deployed.schedule()
     deployed.function({"action": "submit", "flow_run_id": run.id}, None)
