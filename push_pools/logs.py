@@ -10,8 +10,11 @@ Flavours (`JsonFormatter(platform=...)`):
   `function_request_id` for the Lambda request id), so CloudWatch Logs Insights queries work for both.
 - `"gcp"`: Cloud Logging's `severity`, and the run fields also under `logging.googleapis.com/labels`
   (string values), so a run is found with `labels.flow_run_id="..."`; the execution id is `execution_id`.
-- `"azure"`: flat top-level keys (`invocation_id`, run fields): Application Insights stores a JSON
-  line's keys as customDimensions, queried as `customDimensions.flow_run_id`.
+
+Azure Functions is different: the Python worker's own handler sends each record's message to the host, which adds
+the invocation id (`customDimensions.InvocationId`) but drops `extra` fields and does not parse JSON messages
+(azure-functions-python-worker issues 1327, 1681). So there the run fields go into the message text itself
+(`RunFieldsInMessage`), found with `traces | where message has "flow_run_id=RUN_ID"`.
 """
 
 from __future__ import annotations
@@ -22,14 +25,13 @@ import json
 import logging
 from typing import Any, Literal
 
-Platform = Literal["plain", "aws", "gcp", "azure"]
+Platform = Literal["plain", "aws", "gcp"]
 
 RUN_FIELDS = ("flow_run_id", "pool", "deployment", "attempt", "infrastructure_pid", "outcome")
 CORRELATION_KEYS: dict[str, str] = {
     "plain": "correlation_id",
     "aws": "function_request_id",
     "gcp": "execution_id",
-    "azure": "invocation_id",
 }
 
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
@@ -72,10 +74,24 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        fields = " ".join(
-            f"{name}={getattr(record, name)}" for name in RUN_FIELDS if getattr(record, name, None) is not None
-        )
+        fields = run_fields_text(record)
         return f"{line} {fields}" if fields else line
+
+
+class RunFieldsInMessage(logging.Filter):
+    """Put on a handler whose pipeline keeps only the message text: appends the run's fields as `key=value`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fields = run_fields_text(record)
+        if fields and not getattr(record, "run_fields_in_message", False):
+            record.msg, record.args = f"{record.getMessage()} {fields}", None
+            record.run_fields_in_message = True
+        return True
+
+
+def run_fields_text(record: logging.LogRecord) -> str:
+    """The record's run fields as `flow_run_id=... pool=...`, empty when it has none."""
+    return " ".join(f"{name}={getattr(record, name)}" for name in RUN_FIELDS if getattr(record, name, None) is not None)
 
 
 def configure(formatter: logging.Formatter, level: int = logging.INFO) -> None:

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from push_pools.logs import JsonFormatter, TextFormatter, bind_correlation_id, correlation_id
+from push_pools.logs import JsonFormatter, RunFieldsInMessage, TextFormatter, bind_correlation_id, correlation_id
 
 
 def _record(**extra: object) -> logging.LogRecord:
@@ -29,7 +29,6 @@ RUN = {
         ("plain", "level", "correlation_id"),
         ("aws", "level", "function_request_id"),
         ("gcp", "severity", "execution_id"),
-        ("azure", "level", "invocation_id"),
     ],
 )
 def test_json_line_carries_run_fields_and_correlation_id(platform, level_key, correlation_key):
@@ -71,3 +70,16 @@ def test_text_line_appends_run_fields():
     assert (
         TextFormatter().format(_record(flow_run_id="r1", outcome="adopted")).endswith("flow_run_id=r1 outcome=adopted")
     )
+
+
+def test_run_fields_go_into_the_message_where_only_the_message_is_kept():
+    record = _record(**RUN)
+    handler_filter = RunFieldsInMessage()
+    assert handler_filter.filter(record)
+    assert handler_filter.filter(record), "a second handler with the filter does not add them twice"
+    assert record.getMessage() == (
+        "submitted r1 flow_run_id=r1 pool=p deployment=d attempt=2 infrastructure_pid=arn:x outcome=submitted"
+    )
+    plain = _record()
+    handler_filter.filter(plain)
+    assert plain.getMessage() == "submitted r1"

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import azure.functions as func
 
+from push_pools import logs
 from push_pools.dispatcher import Dispatcher
 from push_pools.platforms.azure.errors import translated
 from push_pools.settings import Settings
@@ -83,6 +84,14 @@ class StorageQueueEnqueue:
         return cls(QueueClient(service_uri, queue_name, credential=DefaultAzureCredential(), retry_total=2))
 
 
+def send_run_fields_to_the_host() -> None:
+    """The worker's handlers (on the root logger) forward only the message, with the invocation id added by the
+    host: put the run's fields into the message so a run's lines are found in Application Insights."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(existing, logs.RunFieldsInMessage) for existing in handler.filters):
+            handler.addFilter(logs.RunFieldsInMessage())
+
+
 @dataclass(frozen=True)
 class FunctionRuntime:
     """What one function instance builds once and reuses across invocations."""
@@ -103,6 +112,7 @@ class FunctionRuntime:
         environ = os.environ if environ is None else environ
         # The SDKs log every request's headers at INFO: noise (and cost) in Application Insights.
         logging.getLogger("azure").setLevel(logging.WARNING)
+        send_run_fields_to_the_host()
         settings = Settings()
         dispatcher = Dispatcher.from_settings(settings, {"aci": aci.from_settings(settings)})
         return cls.build(dispatcher, StorageQueueEnqueue.from_environment(environ))

@@ -5,6 +5,7 @@ the fake ARM server; delayed runs go to a fake storage queue through the real az
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -95,6 +96,39 @@ def test_a_signed_webhook_submits_the_run(
     assert json.loads(response.get_body())["status"] == "submitted"
     assert store.get_run(run.id).state.type is StateType.PENDING
     assert arm.calls["PUT group"] == 1
+
+
+class HostHandler(logging.Handler):
+    """Stands in for the Python worker's handler on the root logger: it keeps only each record's message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_a_runs_lines_reach_the_host_with_its_fields_in_the_message(
+    runtime: FunctionRuntime, schedule_aci_run: ScheduleAciRun
+) -> None:
+    host = HostHandler()
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(host)
+    root.setLevel(logging.INFO)  # as the worker sets it
+    try:
+        azure_functions.send_run_fields_to_the_host()
+        azure_functions.send_run_fields_to_the_host()
+        run = schedule_aci_run()
+        body = RunRequest(flow_run_id=run.id).to_message().encode()
+        assert call_webhook(body, signed(body)).status_code == 202
+    finally:
+        root.removeHandler(host)
+        root.setLevel(level)
+    (line,) = [message for message in host.messages if f"flow_run_id={run.id}" in message]
+    assert line.endswith("outcome=submitted")
+    assert line.count("flow_run_id=") == 1
 
 
 def test_a_bearer_token_works_too(runtime: FunctionRuntime, schedule_aci_run: ScheduleAciRun) -> None:
