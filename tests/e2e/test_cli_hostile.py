@@ -214,14 +214,54 @@ def test_an_apply_the_store_fails_halfway_changes_nothing(
     big = "x" * 60_000  # the second pool's row needs more pages than the store may grow by
     spec.write_text(f"pools:\n  - {{name: a, type: process}}\n  - {{name: b, type: process, description: {big}}}\n")
     ok(cli("ls"))
+    _fill_the_disk()
+    capsys.readouterr()
+    assert main(["apply", str(spec)]) == 1
+    err = capsys.readouterr().err
+    assert "database or disk is full" in err
+    assert "Unexpected error" not in err
+    assert ok(cli("ls", "-o", "json")).json() == []
+
+
+def _fill_the_disk() -> None:
+    """The store may grow by a few pages only: a write needing more fails as on a full disk, in SQLite's words."""
     context.reset()
     store = context.catalog()
     assert isinstance(store, LocalStore)
-    with store.atomic():  # grow the file to its working size first
+    with store.atomic():
         pass
     pages = store._db().execute("PRAGMA page_count").fetchone()[0]
-    store._db().execute(f"PRAGMA max_page_count = {pages + 4}")  # a full disk, as SQLite reports it
+    store._db().execute(f"PRAGMA max_page_count = {pages + 4}")
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ("full", "database or disk is full"),
+        ("read-only", "attempt to write a readonly database"),
+    ],
+)
+def test_a_store_fault_is_one_line(
+    cli: Cli, pool: str, capsys: pytest.CaptureFixture[str], fault: str, message: str
+) -> None:
+    if fault == "full":
+        _fill_the_disk()
+    else:
+        context.reset()
+        context.catalog()._db().execute("PRAGMA query_only = ON")  # type: ignore[attr-defined]
     capsys.readouterr()
-    assert main(["apply", str(spec)]) == 1
-    assert "database or disk is full" in capsys.readouterr().err
-    assert ok(cli("ls", "-o", "json")).json() == []
+    assert main(["update", pool, "--description", "x" * 60_000]) == 1
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Unexpected error" not in err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def test_an_unusable_store_file_or_home_is_one_line(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "garbage").mkdir()
+    (tmp_path / "garbage" / "store.db").write_bytes(b"not a database " * 100)
+    monkeypatch.setenv("PUSH_POOL_HOME", str(tmp_path / "garbage"))
+    fails(cli("ls"), "file is not a database")
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("PUSH_POOL_HOME", str(tmp_path / "a-file" / "home"))
+    fails(cli("ls"), "cannot make the store's directory")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import uuid
 from typing import Any
 
@@ -314,3 +315,22 @@ def test_queue_messages(dispatcher: Dispatcher, backend: InMemoryBackend, schedu
     assert (unreadable.kind, unreadable.acknowledged) == (ReplyKind.INVALID, False)
     unknown = handler.handle_message(body_for(str(uuid.uuid4())))
     assert (unknown.kind, unknown.acknowledged) == (ReplyKind.NOT_FOUND, True)
+
+
+def test_webhook_answers_503_while_the_store_is_locked_by_another_writer(
+    webhook: Webhook, store: LocalStore, schedule_run: ScheduleRun, backend: InMemoryBackend
+) -> None:
+    run = schedule_run()
+    store._db().execute("PRAGMA busy_timeout = 0")  # give up at once instead of waiting for the lock
+    writer = sqlite3.connect(store.path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        response = webhook.handle(AUTH, body_for(run.id))
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert response.status == 503
+    assert response.headers["Retry-After"] == "30"
+    assert "database is locked" in response.body["error"]
+    assert backend.calls["submit"] == 0
+    assert store.get_run(run.id).state.type is StateType.SCHEDULED

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from push_pools.errors import AlreadyExistsError, NotFoundError, OrchestratorError
+from push_pools.errors import AlreadyExistsError, NotFoundError, OrchestratorError, OrchestratorUnavailableError
 from push_pools.models import (
     ACTIVE_STATES,
     TERMINAL_STATES,
@@ -59,15 +59,19 @@ class LocalStore:
         self.path = path
         self.journal_mode = journal_mode
         self._local = threading.local()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OrchestratorError(f"cannot make the store's directory {path.parent}: {exc.strerror}") from None
         self._migrate()
 
     # ---- connection handling -------------------------------------------------------------------------------
 
     def _db(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        db: _Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            db = sqlite3.connect(self.path, timeout=60, isolation_level=None, factory=_Connection)
+            db.store_path = str(self.path)
             db.row_factory = sqlite3.Row
             db.execute(f"PRAGMA journal_mode={'WAL' if self.journal_mode == 'wal' else 'DELETE'}")
             db.execute("PRAGMA synchronous=NORMAL")
@@ -92,10 +96,7 @@ class LocalStore:
         if getattr(self._local, "atomic", False):  # inside `atomic`: part of its transaction
             yield db
             return
-        try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise OrchestratorError(f"the store at {self.path} is busy or unreadable: {exc}") from exc
+        db.execute("BEGIN IMMEDIATE")
         try:
             yield db
         except BaseException:
@@ -401,6 +402,41 @@ class LocalStore:
             env["PUSH_POOL_DEPLOYMENT_NAME"] = run.deployment_name
             labels["push-pools.io/deployment-name"] = run.deployment_name
         return RunEnvironment(env=env, labels=labels)
+
+
+class _Connection(sqlite3.Connection):
+    """A store connection whose faults are the orchestrator's errors, in one line naming the file: a full disk or
+    a lock held too long (`OrchestratorUnavailableError`: retry later), a read-only or corrupt file
+    (`OrchestratorError`). Integrity errors stay as they are, for the store to explain."""
+
+    store_path = ""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as exc:
+            raise _fault(self, exc) from exc
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        try:
+            return super().executemany(sql, parameters)
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as exc:
+            raise _fault(self, exc) from exc
+
+
+_PASSING_FAULTS = (sqlite3.SQLITE_FULL, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR)
+
+
+def _fault(db: _Connection, exc: sqlite3.Error) -> OrchestratorError:
+    message = f"the store at {db.store_path} failed: {exc}"
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in _PASSING_FAULTS:
+        return OrchestratorUnavailableError(message)
+    return OrchestratorError(message)
 
 
 def _put_deployment(db: sqlite3.Connection, deployment: Deployment) -> str:
