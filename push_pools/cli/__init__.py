@@ -65,8 +65,13 @@ def _options(
 
 def main(argv: list[str] | None = None) -> int:
     """The console script: run the CLI and turn errors into exit codes. Typer reports usage errors itself (2)."""
+    args = sys.argv[1:] if argv is None else argv
+    unreadable = next((arg for arg in args if not _is_utf8(arg)), None)
+    if unreadable is not None:
+        errors.print("[red]Error:[/red]", escape(f"an argument is not UTF-8 text: {unreadable!r}"), soft_wrap=True)
+        return 2
     try:
-        typer.main.get_command(app).main(args=argv, prog_name="push-pool", standalone_mode=True)
+        typer.main.get_command(app).main(args=args, prog_name="push-pool", standalone_mode=True)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     except PushPoolError as exc:
@@ -83,6 +88,15 @@ def main(argv: list[str] | None = None) -> int:
         errors.print("Set PUSH_POOL_DEBUG=1 to see the traceback.")
         return 1
     return 0
+
+
+def _is_utf8(arg: str) -> bool:
+    """False for an argument the shell gave as bytes that are not UTF-8 (Python keeps them as lone surrogates)."""
+    try:
+        arg.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def entry_point() -> None:

@@ -37,6 +37,7 @@ from push_pools.backends import pool_type
 from push_pools.cli import context
 from push_pools.cli.documents import load_document
 from push_pools.cli.output import console, warn
+from push_pools.cli.parsing import MAX_COUNT
 from push_pools.cli.pools import build_template
 from push_pools.errors import ConfigurationError, NotFoundError
 from push_pools.jobs import check_deployment
@@ -52,7 +53,7 @@ class PoolSpec(BaseModel):
     type: str
     base_job_template: Path | None = None
     set: dict[str, Any] = Field(default_factory=dict)
-    concurrency_limit: int | None = Field(default=None, ge=0)
+    concurrency_limit: int | None = Field(default=None, ge=0, le=MAX_COUNT)
     paused: bool = False
     description: str | None = None
 

@@ -4,7 +4,8 @@ within limits, so that a hostile or broken file gets one clear error instead of 
 - a file is at most `MAX_FILE_BYTES` and must be UTF-8 text;
 - YAML aliases (`*name`, and so `<<: *name`) are refused: they are how a kilobyte expands to gigabytes;
 - a document nests at most `MAX_DEPTH` levels of objects and lists;
-- a number too long for Python to read (over 4,300 digits) is an error, not a crash.
+- a number too long for Python to read (over 4,300 digits) is an error, not a crash;
+- a document holds only what JSON can (YAML dates stay text; `!!binary` and `!!set` are refused).
 
 JSON is parsed as JSON (files named `*.json` and inline text), everything else as YAML with PyYAML's safe loader.
 """
@@ -12,6 +13,7 @@ JSON is parsed as JSON (files named `*.json` and inline text), everything else a
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,13 @@ class _BoundedLoader(yaml.SafeLoader):
             return super().compose_node(parent, index)  # type: ignore[arg-type]
         finally:
             self._depth -= 1
+
+
+def _timestamp_as_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
+    return str(loader.construct_scalar(node))  # as JSON would: `2026-01-31` stays text
+
+
+_BoundedLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
 
 
 class _Refused(Exception):
@@ -85,13 +94,34 @@ def parse_json(text: str) -> Any:
         document = json.loads(text)
     except RecursionError:
         raise _Refused(f"nested deeper than {MAX_DEPTH} levels") from None
-    if _deeper_than(document, MAX_DEPTH):
-        raise _Refused(f"nested deeper than {MAX_DEPTH} levels")
+    _check_shape(document)
     return document
 
 
 def _parse_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_BoundedLoader)
+    document = yaml.load(text, Loader=_BoundedLoader)
+    _check_shape(document)
+    return document
+
+
+def _check_shape(document: Any) -> None:
+    if _deeper_than(document, MAX_DEPTH):
+        raise _Refused(f"nested deeper than {MAX_DEPTH} levels")
+    stray = next(_not_json(document), None)
+    if stray is not None:
+        raise _Refused(f"holds a {type(stray).__name__} value, which JSON cannot hold")
+
+
+def _not_json(node: Any) -> Iterator[Any]:
+    pending = [node]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+        elif not isinstance(node, str | int | float | bool | type(None)):
+            yield node
 
 
 def _deeper_than(document: Any, limit: int) -> bool:

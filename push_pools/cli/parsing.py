@@ -15,6 +15,8 @@ from push_pools.errors import ConfigurationError
 
 _DURATION = re.compile(r"([0-9]{1,9}(?:\.[0-9]{1,9})?)([smhd])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_COUNT = 2**31 - 1
+"""The largest concurrency limit or --limit: any more is surely a typo (and SQLite stores at most 2**63 - 1)."""
 MAX_DURATION = timedelta(days=36500)
 """The longest `--in`: a hundred years, so a start time is always a date the store can hold."""
 LATEST = datetime.max.replace(tzinfo=UTC)
@@ -49,11 +51,13 @@ def parse_limit(text: str) -> int | None:
     if text.strip().lower() == "none":
         return None
     try:
-        limit = int(text)
+        limit = int(text) if text.strip().isascii() else -1
     except ValueError:
         limit = -1
-    if limit < 0:
-        raise ConfigurationError(f"--concurrency-limit expects a number of runs (0 or more) or 'none', got {text!r}")
+    if not 0 <= limit <= MAX_COUNT:
+        raise ConfigurationError(
+            f"--concurrency-limit expects a number of runs (0 to {MAX_COUNT}) or 'none', got {text!r}"
+        )
     return limit
 
 

@@ -27,7 +27,7 @@ from push_pools.cli.output import (
     redact,
     warn,
 )
-from push_pools.cli.parsing import parse_assignments, parse_json_object, parse_limit
+from push_pools.cli.parsing import MAX_COUNT, parse_assignments, parse_json_object, parse_limit
 from push_pools.dispatcher import Backends, Dispatcher
 from push_pools.errors import ConfigurationError
 from push_pools.models import FlowRun, State, StateType, WorkPool
@@ -41,7 +41,9 @@ SetOption = Annotated[
     list[str] | None,
     typer.Option("--set", help="VAR=VALUE: change a variable's default (VALUE is JSON if it parses, else text)."),
 ]
-LimitOption = Annotated[int | None, typer.Option("--concurrency-limit", min=0, help="Most runs active at once.")]
+LimitOption = Annotated[
+    int | None, typer.Option("--concurrency-limit", min=0, max=MAX_COUNT, help="Most runs active at once.")
+]
 TypeOption = Annotated[
     str,
     typer.Option(
@@ -168,7 +170,7 @@ def delete(name: str) -> None:
 
 
 def set_concurrency_limit(
-    name: str, limit: Annotated[int, typer.Argument(min=0, help="Most runs active at once.")]
+    name: str, limit: Annotated[int, typer.Argument(min=0, max=MAX_COUNT, help="Most runs active at once.")]
 ) -> None:
     """Set a work pool's concurrency limit (as `prefect work-pool set-concurrency-limit`)."""
     _set_limit(name, limit)
@@ -200,7 +202,10 @@ def get_default_base_job_template(
     if file is None:
         print_json(template)
         return
-    file.write_text(json.dumps(template, indent=2) + "\n")
+    try:
+        file.write_text(json.dumps(template, indent=2) + "\n")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write {file}: {exc.strerror}") from None
     console.print(f"Wrote the {pool_type(type_).name} template to {file}.")
 
 

@@ -23,7 +23,7 @@ from push_pools.cli.output import (
     print_table,
     redact,
 )
-from push_pools.cli.parsing import parse_assignments, parse_json_object, start_time
+from push_pools.cli.parsing import MAX_COUNT, parse_assignments, parse_json_object, start_time
 from push_pools.dispatcher import Backends, Dispatcher
 from push_pools.errors import ConfigurationError, PushPoolError
 from push_pools.jobs import run_context
@@ -111,7 +111,7 @@ def list_runs(
         list[StateType] | None,
         typer.Option("--state", "-s", case_sensitive=False, help="Only runs in this state (repeat for several)."),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many, newest first.")] = 50,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=MAX_COUNT, help="At most this many, newest first.")] = 50,
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """List flow runs, newest expected start first."""

@@ -81,7 +81,7 @@ def test_a_concurrency_limit_can_be_set_and_cleared(cli: Cli, pool: str) -> None
     assert limit() is None
     ok(cli("set-concurrency-limit", pool, "2"))
     assert limit() == 2
-    fails(cli("update", pool, "--concurrency-limit", "-1"), "expects a number of runs (0 or more) or 'none'")
+    fails(cli("update", pool, "--concurrency-limit", "-1"), "expects a number of runs (0 to 2147483647) or 'none'")
     fails(cli("update", pool, "--concurrency-limit", "many"), "got 'many'")
     fails(cli("set-concurrency-limit", pool, "--", "-1"), "Invalid value", code=2)
     fails(cli("clear-concurrency-limit", "nope"), "no work pool named 'nope'")

@@ -265,3 +265,52 @@ def test_an_unusable_store_file_or_home_is_one_line(cli: Cli, tmp_path: Path, mo
     (tmp_path / "a-file").write_text("")
     monkeypatch.setenv("PUSH_POOL_HOME", str(tmp_path / "a-file" / "home"))
     fails(cli("ls"), "cannot make the store's directory")
+
+
+TOO_MANY = str(2**63)
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "code"),
+    [
+        (("create", "q", "--type", "process", "--concurrency-limit", TOO_MANY), "less than or equal to 2147483647", 2),
+        (("update", "local", "--concurrency-limit", TOO_MANY), "(0 to 2147483647)", 1),
+        (("set-concurrency-limit", "local", TOO_MANY), "less than or equal to 2147483647", 2),
+        (("runs", "ls", "--limit", TOO_MANY), "less than or equal to 2147483647", 2),
+        (("create", "q", "--type", "process", "--description", "caf\udce9"), "an argument is not UTF-8 text", 2),
+        (("get-default-base-job-template", "--type", "process", "-f", "/no/such/dir/t.json"), "cannot write", 1),
+    ],
+)
+def test_bad_arguments_are_one_line(cli: Cli, pool: str, args: tuple[str, ...], message: str, code: int) -> None:
+    result = cli(*args)
+    fails(result, message, code)
+    assert "Unexpected error" not in result.err
+    (only,) = ok(cli("ls", "-o", "json")).json()
+    assert only["concurrency_limit"] == 3
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (f"pools: [{{name: big, type: process, concurrency_limit: {TOO_MANY}}}]", "less than or equal to 2147483647"),
+        ("pools: [{name: odd, type: process, description: !!binary aGVsbG8=}]", "holds a bytes value"),
+        ("pools: [{name: odd, type: process, set: !!set {a, b}}]", "holds a set value"),
+    ],
+)
+def test_apply_files_with_what_the_store_cannot_hold_are_refused(
+    cli: Cli, tmp_path: Path, content: str, message: str
+) -> None:
+    spec = tmp_path / "push-pools.yaml"
+    spec.write_text(content)
+    result = cli("apply", str(spec))
+    fails(result, message)
+    assert "Unexpected error" not in result.err
+
+
+def test_yaml_dates_stay_text(cli: Cli, deployment: str, tmp_path: Path) -> None:
+    variables = tmp_path / "v.yaml"
+    variables.write_text("env: {RELEASED: 2026-01-31}\n")
+    ok(cli("deployment", "create", "dated", "--pool", "local", "--command", "x", "-v", f"@{variables}"))
+    assert ok(cli("deployment", "inspect", "dated", "-o", "json")).json()["job_variables"] == {
+        "env": {"RELEASED": "2026-01-31"}
+    }
