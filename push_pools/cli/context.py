@@ -19,7 +19,15 @@ def catalog() -> Catalog:
     return orchestrator_from_settings(settings())
 
 
+@cache
+def reader() -> Catalog:
+    """The orchestrator for a command that only reads (ls, inspect, logs): the embedded store opened read-only, so
+    it never waits behind a writer."""
+    return orchestrator_from_settings(settings(), read_only=True)
+
+
 def reset() -> None:
     """Forget the cached settings and orchestrator (each test invocation reads its own environment)."""
     settings.cache_clear()
     catalog.cache_clear()
+    reader.cache_clear()

@@ -70,7 +70,7 @@ def list_deployments(
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """List deployments."""
-    deployments = context.catalog().list_deployments(pool)
+    deployments = context.reader().list_deployments(pool)
     if output is not OutputFormat.TABLE:
         print_document([redact(d.model_dump(mode="json")) for d in deployments], output)
         return
@@ -81,7 +81,7 @@ def list_deployments(
 @app.command()
 def inspect(name: str, output: OutputOption = OutputFormat.TABLE) -> None:
     """Show a deployment (as YAML unless asked for JSON)."""
-    deployment = context.catalog().get_deployment_by_name(name)
+    deployment = context.reader().get_deployment_by_name(name)
     document = redact(deployment.model_dump(mode="json"))
     print_document(document, OutputFormat.JSON if output is OutputFormat.JSON else OutputFormat.YAML)
 

@@ -101,7 +101,7 @@ def _warn_if_unservable(type_: str) -> None:
 
 def ls(output: OutputOption = OutputFormat.TABLE) -> None:
     """List work pools."""
-    pools = context.catalog().list_pools()
+    pools = context.reader().list_pools()
     interval = context.settings().tick_interval
     now = datetime.now(UTC)
     if output is not OutputFormat.TABLE:
@@ -115,7 +115,7 @@ def ls(output: OutputOption = OutputFormat.TABLE) -> None:
 
 def inspect(name: str, output: OutputOption = OutputFormat.TABLE) -> None:
     """Show a work pool: its status, when the executor last ran, and its variables."""
-    pool = context.catalog().inspect_pool(name)
+    pool = context.reader().inspect_pool(name)
     now = datetime.now(UTC)
     if output is not OutputFormat.TABLE:
         print_document(_pool_document(pool, now), output)

@@ -115,7 +115,7 @@ def list_runs(
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """List flow runs, newest expected start first."""
-    runs = context.catalog().list_runs(pool_name=pool, states=state or (), limit=limit)
+    runs = context.reader().list_runs(pool_name=pool, states=state or (), limit=limit)
     if output is not OutputFormat.TABLE:
         print_document([redact(r.model_dump(mode="json")) for r in runs], output)
         return
@@ -130,7 +130,7 @@ def list_runs(
 @app.command()
 def inspect(flow_run_id: str, output: OutputOption = OutputFormat.TABLE) -> None:
     """Show a run: its state history, infrastructure id and messages."""
-    flow_run = context.catalog().get_run(flow_run_id)
+    flow_run = context.reader().get_run(flow_run_id)
     if output is not OutputFormat.TABLE:
         print_document(redact(flow_run.model_dump(mode="json")), output)
         return

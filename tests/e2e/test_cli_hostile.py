@@ -4,7 +4,10 @@ break a later command."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -314,3 +317,25 @@ def test_yaml_dates_stay_text(cli: Cli, deployment: str, tmp_path: Path) -> None
     assert ok(cli("deployment", "inspect", "dated", "-o", "json")).json()["job_variables"] == {
         "env": {"RELEASED": "2026-01-31"}
     }
+
+
+def test_read_only_commands_do_not_wait_behind_a_writer(cli: Cli, deployment: str) -> None:
+    run_id = ok(cli("run", deployment, "-o", "json")).json()["id"]
+    command = [sys.executable, "-c", "from push_pools.cli import entry_point; entry_point()"]
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    writer = sqlite3.connect(Settings().store_path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # holds the write lock throughout, as a long tick would (a write waits 60 s)
+    try:
+        for args in (
+            ["ls"],
+            ["inspect", "local"],
+            ["deployment", "ls"],
+            ["deployment", "inspect", deployment],
+            ["runs", "ls"],
+            ["runs", "inspect", run_id],
+        ):
+            done = subprocess.run([*command, *args], capture_output=True, text=True, env=env, timeout=30, check=False)
+            assert done.returncode == 0, (args, done.stderr)
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()

@@ -55,10 +55,17 @@ class LocalStore:
     checks_state_on_record = True
     claims_per_call = 1
 
-    def __init__(self, path: Path, *, journal_mode: str = "wal") -> None:
+    def __init__(self, path: Path, *, journal_mode: str = "wal", read_only: bool = False) -> None:
+        """`read_only` opens an existing, current store for reading only (SQLite's mode=ro): its reads never wait
+        for the write lock, and a write fails. A missing or older store is opened (created, migrated) as usual."""
         self.path = path
         self.journal_mode = journal_mode
         self._local = threading.local()
+        self.read_only = read_only and path.is_file()
+        if self.read_only and self._db().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return
+        self.close()
+        self.read_only = False
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -70,10 +77,15 @@ class LocalStore:
     def _db(self) -> sqlite3.Connection:
         db: _Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=60, isolation_level=None, factory=_Connection)
+            if self.read_only:
+                target, uri = f"{self.path.resolve().as_uri()}?mode=ro", True
+            else:
+                target, uri = str(self.path), False
+            db = sqlite3.connect(target, timeout=60, isolation_level=None, factory=_Connection, uri=uri)
             db.store_path = str(self.path)
             db.row_factory = sqlite3.Row
-            db.execute(f"PRAGMA journal_mode={'WAL' if self.journal_mode == 'wal' else 'DELETE'}")
+            if not self.read_only:
+                db.execute(f"PRAGMA journal_mode={'WAL' if self.journal_mode == 'wal' else 'DELETE'}")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
             self._local.db = db
