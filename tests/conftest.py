@@ -90,6 +90,13 @@ def process_template() -> dict[str, Any]:
     return default_base_job_template("process")
 
 
+def without_aws_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An environment where boto3 finds no region (no AWS_REGION, AWS_DEFAULT_REGION or config file)."""
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+
+
 @pytest.fixture(autouse=True)
 def _restore_package_logger() -> Iterator[None]:
     """Entry points configure the `push_pools` logger (handlers, no propagation) and bind a correlation id; each test

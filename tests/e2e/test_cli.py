@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import pytest
 
 from push_pools.cli import context, main
+from tests.conftest import without_aws_region
 
 
 @dataclass
@@ -432,9 +433,7 @@ def test_a_pool_this_installation_cannot_serve_is_created_with_a_warning(
 def test_dispatch_exits_1_when_a_pool_is_not_ready_and_inspect_says_why(
     cli: Cli, pool: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    without_aws_region(monkeypatch)
     ok(cli("deployment", "create", "hello", "--pool", pool, "--command", "echo hi"))
     ok(cli("run", "hello"))
     assert ok(cli("dispatch", "-o", "json")).json()["errors"] == []

@@ -26,7 +26,7 @@ from push_pools.tick import tick
 from push_pools.triggers.auth import WebhookAuthenticator
 from push_pools.triggers.handling import RequestHandler
 from push_pools.triggers.webhook import Webhook
-from tests.conftest import MEMORY_TEMPLATE, ScheduleRun
+from tests.conftest import MEMORY_TEMPLATE, ScheduleRun, without_aws_region
 
 SECRET = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {SECRET}"}
@@ -72,10 +72,7 @@ def hide_module(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
         ),
         pytest.param(
             "ecs",
-            lambda mp: (
-                [mp.delenv(name, raising=False) for name in ("AWS_REGION", "AWS_DEFAULT_REGION")]
-                + [mp.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")]
-            ),
+            without_aws_region,
             "NoRegionError",
             id="no-region",
         ),
@@ -112,9 +109,7 @@ def test_an_executor_that_cannot_serve_a_pool_leaves_its_runs_scheduled_and_the_
 def test_a_pool_is_ready_again_once_the_executor_is_fixed(
     dispatcher: Dispatcher, store: LocalStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    without_aws_region(monkeypatch)
     faulty_run(store, "ecs")
     tick(dispatcher)
     assert store.get_pool("faulty").not_ready_reason is not None
