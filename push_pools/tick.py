@@ -110,7 +110,7 @@ def _tick_pool(dispatcher: Dispatcher, pool: WorkPool, now: datetime, deadline: 
     if pool.is_paused:
         step("submissions", partial(_submit_all, dispatcher, pool, orphans, [], report))
         return
-    step("due runs", partial(_drain, dispatcher, pool, orphans, deadline, report))
+    step("due runs", partial(_drain, dispatcher, pool, orphans, page, deadline, report))
 
 
 def _page(dispatcher: Dispatcher) -> int:
@@ -118,11 +118,18 @@ def _page(dispatcher: Dispatcher) -> int:
     return min(dispatcher.settings.tick_batch_size, dispatcher.orchestrator.max_page_size)
 
 
-def _drain(dispatcher: Dispatcher, pool: WorkPool, orphans: list[FlowRun], deadline: float, report: TickReport) -> None:
+def _drain(
+    dispatcher: Dispatcher,
+    pool: WorkPool,
+    orphans: list[FlowRun],
+    page: int,
+    deadline: float,
+    report: TickReport,
+) -> None:
     """Submit due runs a page at a time while a page is full and time remains. A page that brought no run this tick
     has not seen (all given back to be retried), a deferral (the concurrency limit) or the executor not being ready
     ends it; stopping at the deadline reads one more page to say how many due runs are left."""
-    limit = _page(dispatcher) if pool.concurrency_limit is None else min(_page(dispatcher), pool.concurrency_limit)
+    limit = page if pool.concurrency_limit is None else min(page, pool.concurrency_limit)
     seen = {run.id for run in orphans}
     while True:
         due = dispatcher.orchestrator.scheduled_runs(pool.name, dispatcher.clock(), limit)

@@ -424,16 +424,17 @@ class _Connection(sqlite3.Connection):
     store_path = ""
 
     def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
-        try:
+        with self._faults_translated():
             return super().execute(sql, parameters)
-        except sqlite3.IntegrityError:
-            raise
-        except sqlite3.Error as exc:
-            raise _fault(self, exc) from exc
 
     def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
-        try:
+        with self._faults_translated():
             return super().executemany(sql, parameters)
+
+    @contextmanager
+    def _faults_translated(self) -> Iterator[None]:
+        try:
+            yield
         except sqlite3.IntegrityError:
             raise
         except sqlite3.Error as exc:
