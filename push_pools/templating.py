@@ -24,11 +24,11 @@ import copy
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from functools import lru_cache
 from typing import Any, Final
 
 from push_pools.backends.kit.evidence import mask_secrets
 from push_pools.errors import JobVariablesError, TemplateError
+from push_pools.variables_schema import variables_validator
 
 PLACEHOLDER: Final = re.compile(r"{{\s*([\w.\-\[\]$]+)\s*}}")
 _PATH_PART: Final = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -61,7 +61,9 @@ def root_variable(placeholder: str) -> str:
 
 
 def check_base_job_template(template: Any) -> None:
-    """Refuse a template that cannot be used: wrong shape, or placeholders that are not declared variables."""
+    """Refuse a template that cannot be used: wrong shape, a `variables` schema that would fail at run time
+    (see `push_pools.variables_schema`) or that its own defaults break, placeholders that are not declared
+    variables."""
     if not isinstance(template, dict):
         raise TemplateError("a base job template must be a JSON object with 'job_configuration' and 'variables'")
     unknown_keys = set(template) - {"job_configuration", "variables"}
@@ -76,7 +78,19 @@ def check_base_job_template(template: Any) -> None:
     properties = variables.get("properties", {})
     if not isinstance(properties, dict):
         raise TemplateError("'variables.properties' must be a JSON object")
-    _schema_validator(json.dumps(variables, sort_keys=True))  # raises on an invalid schema
+    for name, spec in properties.items():
+        if isinstance(spec, bool):
+            raise TemplateError(
+                f"variable {name!r} is described by {json.dumps(spec)}, not a JSON schema object: push-pools reads "
+                "each variable's type and default from its object ({} accepts any value)"
+            )
+    variables_validator(variables)  # raises on an invalid schema, or one that would fail at run time
+    try:
+        validate_job_variables(template, schema_defaults(template), partial=True)
+    except JobVariablesError as exc:
+        raise TemplateError(
+            "with its own defaults alone, the template breaks its 'variables' schema: " + "; ".join(exc.problems)
+        ) from exc
     problems = []
     for placeholder in sorted(find_placeholders(job_configuration)):
         if placeholder.startswith(_ENV_PREFIX):
@@ -229,8 +243,7 @@ def validate_job_variables(template: Mapping[str, Any], values: Mapping[str, Any
     schema = template.get("variables") or {}
     if partial:
         schema = {key: value for key, value in schema.items() if key != "required"}
-    validator = _schema_validator(json.dumps(schema, sort_keys=True))
-    errors = sorted(validator.iter_errors(dict(values)), key=lambda error: list(error.absolute_path))
+    errors = sorted(variables_validator(schema).iter_errors(dict(values)), key=lambda error: list(error.absolute_path))
     if errors:
         raise JobVariablesError([_describe(error) for error in errors])
 
@@ -324,21 +337,6 @@ def _strings(node: Any) -> Iterator[str]:
     elif isinstance(node, list):
         for item in node:
             yield from _strings(item)
-
-
-@lru_cache(maxsize=64)
-def _schema_validator(schema_json: str) -> Any:
-    """A compiled validator per distinct schema; compiling costs far more than validating."""
-    from jsonschema import Draft202012Validator, validators
-    from jsonschema.exceptions import SchemaError
-
-    schema = json.loads(schema_json)
-    validator_class = validators.validator_for(schema, default=Draft202012Validator)
-    try:
-        validator_class.check_schema(schema)
-    except SchemaError as exc:
-        raise TemplateError(f"'variables' is not a valid JSON schema: {exc.message}") from exc
-    return validator_class(schema)
 
 
 def _describe(error: Any) -> str:

@@ -4,6 +4,7 @@ break a later command."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -339,3 +340,33 @@ def test_read_only_commands_do_not_wait_behind_a_writer(cli: Cli, deployment: st
     finally:
         writer.execute("ROLLBACK")
         writer.close()
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"properties": {"command": {"$ref": "#/definitions/Missing"}}}, "that points to nothing"),
+        ({"properties": {"command": {"$ref": "#/properties/command"}}}, "cycle of $refs"),
+        ({"properties": {"command": True}}, "variable 'command' is described by true"),
+        ({"properties": {"command": {"$ref": "http://169.254.169.254/latest/meta-data"}}}, "never fetched"),
+    ],
+)
+def test_a_template_whose_schema_would_fail_at_run_time_is_refused_everywhere(
+    cli: Cli, pool: str, tmp_path: Path, variables: dict[str, object], message: str
+) -> None:
+    template = tmp_path / "template.json"
+    template.write_text(json.dumps({"job_configuration": {"command": "{{ command }}"}, "variables": variables}))
+    spec = tmp_path / "push-pools.yaml"
+    spec.write_text(f"pools:\n  - {{name: other, type: process, base_job_template: {template.name}}}\n")
+    for args in (
+        ("create", "other", "--type", "process", "--base-job-template", str(template)),
+        ("update", pool, "--base-job-template", str(template)),
+        ("apply", str(spec)),
+    ):
+        result = cli(*args)
+        fails(result, message)
+        assert "Unexpected error" not in result.err
+        assert len(result.err.strip().splitlines()) == 1, result.err
+    (only,) = ok(cli("ls", "-o", "json")).json()
+    assert only["name"] == pool
+    ok(cli("deployment", "create", "d", "--pool", pool, "--command", "echo hi"))

@@ -90,7 +90,7 @@ def _unsupported_type(prefect_type: str) -> str:
 
 def _placeholder_problems(template: dict[str, Any]) -> list[str]:
     configuration = template.get("job_configuration")
-    declared = _properties(template)
+    declared = _properties(template, schemas_only=False)
     problems = []
     for placeholder in sorted(find_placeholders(configuration)):
         text = f"'{{{{ {placeholder} }}}}'"
@@ -172,9 +172,10 @@ def _render_warnings(pool_type: str, template: dict[str, Any], settings: Setting
     return []
 
 
-def _properties(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _properties(template: dict[str, Any], *, schemas_only: bool = True) -> dict[str, Any]:
+    """The declared variables; `schemas_only` leaves out those not described by an object (a shape problem)."""
     variables = template.get("variables")
     properties = variables.get("properties") if isinstance(variables, dict) else None
     if not isinstance(properties, dict):
         return {}
-    return {name: spec for name, spec in properties.items() if isinstance(spec, dict)}
+    return {name: spec for name, spec in properties.items() if isinstance(spec, dict) or not schemas_only}

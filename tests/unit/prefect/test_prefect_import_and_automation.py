@@ -101,6 +101,22 @@ def test_a_malformed_template_is_a_problem(template: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(
+    ("schema", "problem"),
+    [
+        ({"$ref": "#/definitions/ProcessVariables"}, "'#/definitions/ProcessVariables' that points to nothing"),
+        ({"$ref": "#/properties/command"}, "cycle of $refs"),
+        (True, "variable 'command' is described by true"),
+    ],
+)
+def test_a_variables_schema_that_would_fail_at_run_time_is_a_problem(schema: Any, problem: str) -> None:
+    template = process_template()
+    template["variables"]["properties"]["command"] = schema
+    review = review_pool("etl", "process", template)
+    assert not review.usable
+    assert any(problem in p for p in review.problems), review.problems
+
+
+@pytest.mark.parametrize(
     ("event", "action"),
     [(EVENTS[0], Action.SUBMIT), (EVENTS[1], Action.SUBMIT), (EVENTS[2], Action.CANCEL)],
 )
